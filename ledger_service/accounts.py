@@ -1,0 +1,148 @@
+"""The accounts table: opening wallets, reading and locking balances."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+import asyncpg
+
+from protos.ledger.v1 import ledger_pb2 as pb
+
+from . import validation
+from .database import run_transaction
+from .errors import LedgerError
+from .model import AccountKey, Balance
+
+_INSERT = """
+INSERT INTO accounts (company_id, customer, currency, digits, user_name)
+VALUES ($1, $2, $3, $4, NULLIF($5, ''))
+ON CONFLICT (company_id, customer, currency) DO NOTHING
+RETURNING balance"""
+
+_SELECT = """
+SELECT digits, coalesce(user_name, '') AS user_name, balance FROM accounts
+WHERE company_id = $1 AND customer = $2 AND currency = $3"""
+
+# Every money movement on a wallet starts here: the row lock serializes all
+# requests on one wallet, and never touches another wallet's row.
+_LOCK = _SELECT + " FOR UPDATE"
+
+_BIND_USER_NAME = """
+UPDATE accounts SET user_name = $4
+WHERE company_id = $1 AND customer = $2 AND currency = $3 AND user_name IS NULL"""
+
+
+@dataclass(frozen=True)
+class AccountRow:
+    key: AccountKey
+    digits: int
+    user_name: str
+    balance: Decimal
+
+    def as_balance(self, amount: Decimal | None = None) -> Balance:
+        return Balance(
+            self.key, self.balance if amount is None else amount, self.digits, self.user_name
+        )
+
+
+def _key_args(key: AccountKey) -> tuple[int, str, str]:
+    return key.company_id, key.customer, key.currency
+
+
+async def insert(
+    connection: asyncpg.Connection, key: AccountKey, digits: int, user_name: str
+) -> bool:
+    """Create the wallet; False when it already exists."""
+    created = await connection.fetchval(_INSERT, *_key_args(key), digits, user_name)
+    return created is not None
+
+
+async def find(connection: asyncpg.Connection, key: AccountKey) -> AccountRow:
+    row = await connection.fetchrow(_SELECT, *_key_args(key))
+    return _to_account(key, row)
+
+
+async def lock(connection: asyncpg.Connection, key: AccountKey) -> AccountRow:
+    """Lock the wallet's row for the rest of the transaction."""
+    row = await connection.fetchrow(_LOCK, *_key_args(key))
+    return _to_account(key, row)
+
+
+def _to_account(key: AccountKey, row: asyncpg.Record | None) -> AccountRow:
+    if row is None:
+        raise LedgerError(
+            pb.OUTCOME_ACCOUNT_NOT_FOUND,
+            f"no wallet for company {key.company_id}, customer {key.customer!r}, "
+            f"currency {key.currency!r}",
+            "customer",
+        )
+    return AccountRow(key, row["digits"], row["user_name"], row["balance"])
+
+
+def check_scale(account: AccountRow, amount_digits: int) -> None:
+    if amount_digits != account.digits:
+        raise LedgerError(
+            pb.OUTCOME_ACCOUNT_SCALE_MISMATCH,
+            f"amount_digits is {amount_digits} but the {account.key.currency} wallet "
+            f"has {account.digits}",
+            "amount_digits",
+        )
+
+
+async def check_user_name(
+    connection: asyncpg.Connection, account: AccountRow, user_name: str
+) -> AccountRow:
+    """The first userName a wallet sees binds it; every later one must match."""
+    if not user_name or user_name == account.user_name:
+        return account
+    if account.user_name:
+        raise LedgerError(
+            pb.OUTCOME_USER_NAME_MISMATCH,
+            f"the wallet belongs to another userName than {user_name!r}",
+            "user_name",
+        )
+    await connection.execute(_BIND_USER_NAME, *_key_args(account.key), user_name)
+    return AccountRow(account.key, account.digits, user_name, account.balance)
+
+
+async def open_account(
+    pool: asyncpg.Pool, key: AccountKey, digits: int, user_name: str, deadline: float
+) -> tuple[bool, Balance]:
+    validation.account_key(key)
+    validation.new_currency(key.currency)
+    validation.digits(digits, "digits")
+    validation.text(user_name, "user_name", validation.MAX_USER_NAME, required=False)
+
+    async def transaction(connection: asyncpg.Connection) -> tuple[bool, Balance]:
+        async with connection.transaction():
+            created = await insert(connection, key, digits, user_name)
+            account = await lock(connection, key)
+            if account.digits != digits:
+                raise LedgerError(
+                    pb.OUTCOME_ACCOUNT_SCALE_MISMATCH,
+                    f"the wallet exists with {account.digits} digits, not {digits}",
+                    "digits",
+                )
+            account = await check_user_name(connection, account, user_name)
+            return created, account.as_balance()
+
+    return await run_transaction(pool, transaction, deadline)
+
+
+async def get_balance(
+    pool: asyncpg.Pool, key: AccountKey, user_name: str, deadline: float
+) -> Balance:
+    validation.account_key(key)
+    validation.text(user_name, "user_name", validation.MAX_USER_NAME, required=False)
+
+    async def transaction(connection: asyncpg.Connection) -> Balance:
+        account = await find(connection, key)
+        if user_name and not account.user_name:
+            async with connection.transaction():
+                account = await check_user_name(connection, await lock(connection, key), user_name)
+        elif user_name and user_name != account.user_name:
+            await check_user_name(connection, account, user_name)
+        return account.as_balance()
+
+    return await run_transaction(pool, transaction, deadline)

@@ -1,0 +1,108 @@
+"""The connection pool and the one way every transaction runs: bounded by the
+caller's deadline, retried on transient failures while time remains."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import asyncpg
+
+from protos.ledger.v1 import ledger_pb2 as pb
+
+from .errors import LedgerError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# Failures after which the whole transaction can simply run again: it rolled
+# back, and request numbers make a re-run of a committed one a harmless replay.
+_RETRY = (
+    asyncpg.exceptions.SerializationError,
+    asyncpg.exceptions.DeadlockDetectedError,
+    # Two transactions inserted the same request number through different
+    # wallets of one customer; the re-run finds the winner's record.
+    asyncpg.exceptions.UniqueViolationError,
+)
+# The database is not there (down, restarting, refusing connections).
+_UNAVAILABLE = (
+    OSError,
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    asyncpg.exceptions.TooManyConnectionsError,
+)
+
+
+async def create_pool(dsn: str, min_size: int, max_size: int) -> asyncpg.Pool:
+    pool = await asyncpg.create_pool(
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        server_settings={"application_name": "ledger-service"},
+    )
+    assert pool is not None
+    return pool
+
+
+async def wait_for_database(dsn: str, within: float) -> None:
+    """Block until the database accepts connections (a fresh container, a restart)."""
+    loop = asyncio.get_running_loop()
+    give_up_at = loop.time() + within
+    while True:
+        try:
+            connection = await asyncpg.connect(dsn, timeout=max(0.5, give_up_at - loop.time()))
+        except (*_UNAVAILABLE, TimeoutError) as error:
+            if loop.time() >= give_up_at:
+                raise
+            log.warning("database not reachable yet (%s); retrying", error)
+            await asyncio.sleep(0.5)
+        else:
+            await connection.close()
+            return
+
+
+async def run_transaction(
+    pool: asyncpg.Pool,
+    work: Callable[[asyncpg.Connection], Awaitable[T]],
+    deadline: float,
+) -> T:
+    """Run work(connection) until it returns, or the loop-time deadline passes.
+
+    work opens its own `connection.transaction()`, so a reader sees the whole
+    transaction in one function.
+    """
+    loop = asyncio.get_running_loop()
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            async with asyncio.timeout_at(deadline):
+                async with pool.acquire() as connection:
+                    return await work(connection)
+        except TimeoutError:
+            raise LedgerError(
+                pb.OUTCOME_DEADLINE_EXCEEDED, "the deadline ran out before the ledger could answer"
+            ) from None
+        except _RETRY as error:
+            last_error: BaseException = error
+            outcome = pb.OUTCOME_ABORTED
+        except _UNAVAILABLE as error:
+            last_error = error
+            outcome = pb.OUTCOME_UNAVAILABLE
+        # Exponential backoff with jitter, while the deadline allows another try.
+        pause = min(0.2, 0.005 * 2**attempt) * random.uniform(0.5, 1.0)
+        if loop.time() + pause >= deadline:
+            log.warning("giving up after %d attempts: %r", attempt, last_error)
+            message = (
+                "the database is unavailable"
+                if outcome == pb.OUTCOME_UNAVAILABLE
+                else "the transaction kept conflicting with others; try again"
+            )
+            raise LedgerError(outcome, message) from last_error
+        log.info("transaction attempt %d failed (%r); retrying", attempt, last_error)
+        await asyncio.sleep(pause)

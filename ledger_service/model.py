@@ -1,0 +1,95 @@
+"""The ledger's vocabulary: wallets, balances and the results of each use case."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from protos.ledger.v1 import ledger_pb2 as pb
+
+from .money import OvertradingPolicy
+
+
+@dataclass(frozen=True)
+class AccountKey:
+    """A wallet: one customer (TradeBoss thirdServerCode) of one company in one currency."""
+
+    company_id: int
+    customer: str
+    currency: str
+
+
+@dataclass(frozen=True)
+class Balance:
+    account: AccountKey
+    amount: Decimal
+    digits: int
+    user_name: str
+
+
+@dataclass(frozen=True)
+class OpenAccountResult:
+    created: bool
+    balance: Balance
+
+
+@dataclass(frozen=True)
+class FundingResult:
+    outcome: pb.Outcome.ValueType
+    balance: Balance
+    replayed: bool = False
+    conflict_field: str = ""
+
+
+@dataclass(frozen=True)
+class AdjustResult:
+    outcome: pb.Outcome.ValueType
+    balance: Balance
+    applied_amount: Decimal = Decimal(0)
+    overtrading_policy: OvertradingPolicy | None = None
+    replayed: bool = False
+    conflict_field: str = ""
+
+
+@dataclass(frozen=True)
+class CancelResult:
+    outcome: pb.Outcome.ValueType
+    balance: Balance
+    reversed_amount: Decimal = Decimal(0)
+    replayed: bool = False
+    conflict_field: str = ""
+
+
+@dataclass(frozen=True)
+class AdjustCommand:
+    """TradeBoss's execute, as the ledger receives it."""
+
+    account: AccountKey
+    user_name: str
+    request_unique_no: str
+    operation_type: pb.OperationType.ValueType
+    amount: str
+    amount_digits: int
+    biz_type: int = 0
+    order_id: int = 0
+    request_time_ms: int = 0
+    client_ip: str = ""
+    metadata: str = ""
+
+
+@dataclass(frozen=True)
+class CancelCommand:
+    """TradeBoss's cancel, as the ledger receives it."""
+
+    account: AccountKey
+    user_name: str
+    request_unique_no: str
+    reverse_request_unique_no: str
+    amount: str
+    amount_digits: int
+    cancel_remark: str
+    biz_type: int = 0
+    order_id: int = 0
+    request_time_ms: int = 0
+    client_ip: str = ""
+    metadata: str = ""

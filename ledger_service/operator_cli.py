@@ -1,0 +1,214 @@
+"""`ledger`: the operators' command line; talks to the ledger service over gRPC.
+
+Exit status: 0 on success, 1 when the ledger refused (its outcome is printed),
+2 on bad usage, 3 when the ledger cannot be reached.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+from grpc_status import rpc_status
+
+from protos.ledger.v1 import ledger_pb2 as pb
+from protos.ledger.v1 import ledger_pb2_grpc
+
+_OK_OUTCOMES = {pb.OUTCOME_APPLIED, pb.OUTCOME_UNSPECIFIED}
+
+
+class Refused(Exception):
+    pass
+
+
+def _account(flags: argparse.Namespace) -> pb.AccountKey:
+    return pb.AccountKey(
+        company_id=flags.company_id, customer=flags.customer, currency=flags.currency
+    )
+
+
+def _outcome(value: int) -> str:
+    return pb.Outcome.Name(value).removeprefix("OUTCOME_")
+
+
+def _show_balance(balance: pb.Balance) -> str:
+    user = f" (userName {balance.user_name})" if balance.user_name else ""
+    key = balance.account
+    return f"{key.company_id}/{key.customer} {balance.amount} {key.currency}{user}"
+
+
+def open_account(stub: Any, flags: argparse.Namespace) -> str:
+    answer = stub.OpenAccount(
+        pb.OpenAccountRequest(
+            account=_account(flags), digits=flags.digits, user_name=flags.user_name or ""
+        ),
+        timeout=flags.timeout,
+    )
+    verb = "opened" if answer.created else "already open"
+    return f"{verb}: {_show_balance(answer.balance)}"
+
+
+def _funding(method: str) -> Callable[[Any, argparse.Namespace], str]:
+    def run(stub: Any, flags: argparse.Namespace) -> str:
+        request_type = pb.DepositRequest if method == "Deposit" else pb.WithdrawRequest
+        answer = getattr(stub, method)(
+            request_type(
+                account=_account(flags),
+                amount=flags.amount,
+                idempotency_key=flags.key,
+                note=flags.note or "",
+            ),
+            timeout=flags.timeout,
+        )
+        replay = " (repeat of an earlier request)" if answer.replayed else ""
+        if answer.outcome not in _OK_OUTCOMES:
+            field = f" ({answer.conflict_field} differs)" if answer.conflict_field else ""
+            raise Refused(
+                f"{_outcome(answer.outcome)}{field}{replay}; balance {answer.balance.amount}"
+            )
+        return f"{method.lower()} applied{replay}: {_show_balance(answer.balance)}"
+
+    return run
+
+
+def balance(stub: Any, flags: argparse.Namespace) -> str:
+    answer = stub.GetBalance(pb.GetBalanceRequest(account=_account(flags)), timeout=flags.timeout)
+    return _show_balance(answer.balance)
+
+
+def statement(stub: Any, flags: argparse.Namespace) -> str:
+    answer = stub.ListJournalEntries(
+        pb.ListJournalEntriesRequest(
+            account=_account(flags), page_size=flags.limit, page_token=flags.before or ""
+        ),
+        timeout=flags.timeout,
+    )
+    rows = [("#", "time (UTC)", "cause", "amount", "balance after", "request", "trace")]
+    for entry in answer.entries:
+        rows.append(
+            (
+                str(entry.entry_no),
+                entry.created_at.ToDatetime().strftime("%Y-%m-%d %H:%M:%S"),
+                pb.EntryCause.Name(entry.cause).removeprefix("ENTRY_CAUSE_").lower(),
+                entry.amount,
+                entry.balance_after,
+                entry.request_unique_no,
+                entry.trace_id,
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    right = {0, 3, 4}
+    lines = [
+        "  ".join(
+            cell.rjust(widths[i]) if i in right else cell.ljust(widths[i])
+            for i, cell in enumerate(row)
+        ).rstrip()
+        for row in rows
+    ]
+    if answer.next_page_token:
+        lines.append(f"(older entries: --before {answer.next_page_token})")
+    return "\n".join(lines)
+
+
+def request(stub: Any, flags: argparse.Namespace) -> str:
+    record = stub.GetRequest(
+        pb.GetRequestRequest(account=_account(flags), request_unique_no=flags.number),
+        timeout=flags.timeout,
+    ).request
+    fields = [
+        ("kind", pb.RequestKind.Name(record.kind).removeprefix("REQUEST_KIND_").lower()),
+        ("outcome", _outcome(record.outcome)),
+        (
+            "operation",
+            pb.OperationType.Name(record.operation_type).removeprefix("OPERATION_TYPE_")
+            if record.operation_type
+            else "",
+        ),
+        ("amount", record.amount),
+        ("applied", record.applied_amount),
+        ("balance after", record.balance_after),
+        ("reverses", record.reverse_request_unique_no),
+        ("reversed by", record.reversed_by),
+        ("trace", record.trace_id),
+        ("created", record.created_at.ToJsonString()),
+    ]
+    if record.HasField("reversed_at"):
+        fields.append(("reversed", record.reversed_at.ToJsonString()))
+    return "\n".join(f"{name:>13}: {value}" for name, value in fields if value)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ledger", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--target",
+        default=os.environ.get("LEDGER_TARGET", "127.0.0.1:50051"),
+        help="ledger service address (LEDGER_TARGET, default 127.0.0.1:50051)",
+    )
+    parser.add_argument("--timeout", type=float, default=10.0, help="seconds per call")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def command(name: str, run: Callable[[Any, argparse.Namespace], str], help_text: str) -> Any:
+        sub = commands.add_parser(name, help=help_text)
+        sub.add_argument("--company-id", type=int, required=True)
+        sub.add_argument("--customer", required=True, help="TradeBoss thirdServerCode")
+        sub.add_argument("--currency", required=True)
+        sub.set_defaults(run=run)
+        return sub
+
+    opened = command("open-account", open_account, "open a wallet (idempotent)")
+    opened.add_argument("--digits", type=int, required=True, help="currency scale, 0..18")
+    opened.add_argument("--user-name", help="bind TradeBoss's userName now")
+    for name, method in (("deposit", "Deposit"), ("withdraw", "Withdraw")):
+        sub = command(name, _funding(method), f"{name} funds (idempotent by --key)")
+        sub.add_argument("--amount", required=True, help="decimal, e.g. 100.00")
+        sub.add_argument("--key", default=None, help="idempotency key (default: a new random one)")
+        sub.add_argument("--note", help="free text kept with the request")
+    command("balance", balance, "show a wallet's balance")
+    listed = command("statement", statement, "show a wallet's journal, newest first")
+    listed.add_argument("--limit", type=int, default=50)
+    listed.add_argument("--before", help="continue below this entry number")
+    looked_up = command("request", request, "show what the ledger knows of a request number")
+    looked_up.add_argument("--number", required=True)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    flags = _parser().parse_args(argv)
+    if getattr(flags, "key", "") is None:
+        flags.key = f"cli-{uuid.uuid4()}"
+    with grpc.insecure_channel(flags.target) as channel:
+        stub = ledger_pb2_grpc.LedgerServiceStub(channel)
+        try:
+            print(flags.run(stub, flags))
+        except Refused as refusal:
+            print(f"refused: {refusal}", file=sys.stderr)
+            return 1
+        except grpc.RpcError as error:
+            return _report(error, flags.target)
+    return 0
+
+
+def _report(error: grpc.RpcError, target: str) -> int:
+    code = error.code()  # type: ignore[attr-defined]
+    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    if status is not None:
+        for detail in status.details:
+            found = pb.ErrorDetail()
+            if detail.Unpack(found):
+                field = f" [{found.field}]" if found.field else ""
+                print(f"error: {_outcome(found.outcome)}{field}: {found.message}", file=sys.stderr)
+                return 3 if found.outcome == pb.OUTCOME_UNAVAILABLE else 1
+    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+        print(f"error: cannot reach the ledger at {target}: {error.details()}", file=sys.stderr)  # type: ignore[attr-defined]
+        return 3
+    print(f"error: {code.name}: {error.details()}", file=sys.stderr)  # type: ignore[attr-defined]
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

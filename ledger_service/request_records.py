@@ -1,0 +1,121 @@
+"""The requests table: every request number the ledger has seen and its outcome."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from datetime import datetime
+from decimal import Decimal
+
+import asyncpg
+
+from protos.ledger.v1 import ledger_pb2 as pb
+
+from . import validation
+from .database import run_transaction
+from .errors import LedgerError
+from .model import AccountKey
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    company_id: int
+    customer: str
+    request_unique_no: str
+    kind: str  # adjustment, cancel, deposit, withdrawal, tombstone
+    currency: str
+    outcome: str  # an Outcome name without its OUTCOME_ prefix
+    user_name: str = ""
+    operation_type: str | None = None
+    amount: Decimal | None = None
+    amount_digits: int | None = None
+    biz_type: int | None = None
+    order_id: int | None = None
+    request_time_ms: int | None = None
+    client_ip: str | None = None
+    metadata: str | None = None
+    note: str | None = None
+    reverse_request_unique_no: str | None = None
+    applied_amount: Decimal = Decimal(0)
+    balance_after: Decimal | None = None
+    overtrading_policy: str | None = None
+    reversed_by: str | None = None
+    reversed_at: datetime | None = None
+    trace_id: str = ""
+    created_at: datetime | None = None
+
+    @property
+    def outcome_value(self) -> pb.Outcome.ValueType:
+        return pb.Outcome.Value("OUTCOME_" + self.outcome)
+
+
+_COLUMNS = [field.name for field in fields(RequestRecord)]
+# created_at and reversed_* are the database's to set.
+_INSERT_COLUMNS = [c for c in _COLUMNS if c not in ("created_at", "reversed_by", "reversed_at")]
+_INSERT = (
+    f"INSERT INTO requests ({', '.join(_INSERT_COLUMNS)}) "
+    f"VALUES ({', '.join(f'${i}' for i in range(1, len(_INSERT_COLUMNS) + 1))})"
+)
+
+_FIND = f"""
+SELECT {", ".join(_COLUMNS)} FROM requests
+WHERE company_id = $1 AND customer = $2 AND request_unique_no = $3"""
+
+_MARK_REVERSED = """
+UPDATE requests SET reversed_by = $4, reversed_at = clock_timestamp()
+WHERE company_id = $1 AND customer = $2 AND request_unique_no = $3
+  AND kind = 'adjustment' AND outcome = 'APPLIED' AND reversed_by IS NULL"""
+
+
+def outcome_name(outcome: pb.Outcome.ValueType) -> str:
+    return pb.Outcome.Name(outcome).removeprefix("OUTCOME_")
+
+
+async def find(
+    connection: asyncpg.Connection, key: AccountKey, request_unique_no: str, *, lock: bool = False
+) -> RequestRecord | None:
+    query = _FIND + (" FOR UPDATE" if lock else "")
+    row = await connection.fetchrow(query, key.company_id, key.customer, request_unique_no)
+    return None if row is None else RequestRecord(**dict(row))
+
+
+async def insert(connection: asyncpg.Connection, record: RequestRecord) -> None:
+    """A second insert of the same number raises UniqueViolationError: the
+    primary key is what makes a request number count once."""
+    await connection.execute(_INSERT, *(getattr(record, c) for c in _INSERT_COLUMNS))
+
+
+async def mark_reversed(
+    connection: asyncpg.Connection, key: AccountKey, request_unique_no: str, reversed_by: str
+) -> bool:
+    """Conditional update: only an applied, unreversed adjustment can be marked."""
+    status = await connection.execute(
+        _MARK_REVERSED, key.company_id, key.customer, request_unique_no, reversed_by
+    )
+    return bool(status == "UPDATE 1")
+
+
+def first_difference(pairs: list[tuple[str, object, object]]) -> str:
+    """The name of the first (field, recorded, requested) pair that differs, or ""."""
+    for name, recorded, requested in pairs:
+        if recorded != requested:
+            return name
+    return ""
+
+
+async def get_request(
+    pool: asyncpg.Pool, key: AccountKey, request_unique_no: str, deadline: float
+) -> RequestRecord:
+    validation.account_key(key)
+    validation.text(request_unique_no, "request_unique_no", validation.MAX_REQUEST_NO)
+
+    async def read(connection: asyncpg.Connection) -> RequestRecord | None:
+        return await find(connection, key, request_unique_no)
+
+    record = await run_transaction(pool, read, deadline)
+    if record is None:
+        raise LedgerError(
+            pb.OUTCOME_REQUEST_NOT_FOUND,
+            f"no request {request_unique_no!r} for customer {key.customer!r}",
+            "request_unique_no",
+        )
+    return record

@@ -1,0 +1,75 @@
+"""Builds and runs the gRPC server: the ledger, health checking and reflection."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+import asyncpg
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from protos.ledger.v1 import ledger_pb2, ledger_pb2_grpc
+
+from . import database, embedded_pg, migrations
+from .servicer import LedgerServicer
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+SERVICE_NAME = ledger_pb2.DESCRIPTOR.services_by_name["LedgerService"].full_name
+
+
+def database_url(settings: Settings) -> str:
+    """The configured PostgreSQL, or the embedded one started on demand."""
+    return settings.database_url or embedded_pg.start(settings.data_dir)
+
+
+async def migrate(url: str) -> list[str]:
+    await database.wait_for_database(url, within=30)
+    connection = await asyncpg.connect(url)
+    try:
+        return await migrations.apply(connection)
+    finally:
+        await connection.close()
+
+
+async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> None:
+    """Serve until SIGTERM or SIGINT, then drain in-flight calls and exit."""
+    url = database_url(settings)
+    await migrate(url)
+    pool = await database.create_pool(url, settings.pool_min_size, settings.pool_max_size)
+    server = grpc.aio.server()
+    ledger_pb2_grpc.add_LedgerServiceServicer_to_server(LedgerServicer(pool, settings), server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (
+            SERVICE_NAME,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        ),
+        server,
+    )
+    port = server.add_insecure_port(settings.listen)
+    if port == 0:
+        raise SystemExit(f"cannot listen on {settings.listen}")
+    await server.start()
+    for name in ("", SERVICE_NAME):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    log.info("ledger service listening on %s", settings.listen)
+    if ready is not None:
+        ready.set()
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+
+    log.info("shutting down: draining in-flight calls for up to %ss", settings.shutdown_grace)
+    await health_servicer.enter_graceful_shutdown()
+    await server.stop(settings.shutdown_grace)
+    await pool.close()
+    log.info("ledger service stopped")

@@ -1,0 +1,370 @@
+"""gRPC entry point: translates ledger.v1 messages to use-case calls and back.
+
+No rule lives here; every decision is in the use cases it calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+from typing import TypeVar
+
+import asyncpg
+import grpc
+from google.protobuf import any_pb2, timestamp_pb2
+from google.rpc import status_pb2
+from grpc_status import rpc_status
+
+from protos.ledger.v1 import ledger_pb2 as pb
+from protos.ledger.v1 import ledger_pb2_grpc
+
+from . import accounts, adjustments, funding, journal, request_records, validation
+from .errors import LedgerError
+from .model import AccountKey, AdjustCommand, Balance, CancelCommand
+from .money import OvertradingPolicy, format_amount
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+MAX_TRACE = 128
+# Time kept back from the caller's deadline to send the answer.
+_ANSWER_MARGIN = 0.05
+
+# The one table from error outcomes to gRPC status codes.
+STATUS_OF_OUTCOME: dict[int, grpc.StatusCode] = {
+    pb.OUTCOME_INVALID_ARGUMENT: grpc.StatusCode.INVALID_ARGUMENT,
+    pb.OUTCOME_INVALID_AMOUNT: grpc.StatusCode.INVALID_ARGUMENT,
+    pb.OUTCOME_AMOUNT_SIGN_MISMATCH: grpc.StatusCode.INVALID_ARGUMENT,
+    pb.OUTCOME_TOO_MANY_DIGITS: grpc.StatusCode.INVALID_ARGUMENT,
+    pb.OUTCOME_ACCOUNT_NOT_FOUND: grpc.StatusCode.NOT_FOUND,
+    pb.OUTCOME_REQUEST_NOT_FOUND: grpc.StatusCode.NOT_FOUND,
+    pb.OUTCOME_ACCOUNT_SCALE_MISMATCH: grpc.StatusCode.FAILED_PRECONDITION,
+    pb.OUTCOME_USER_NAME_MISMATCH: grpc.StatusCode.FAILED_PRECONDITION,
+    pb.OUTCOME_CANCEL_TARGET_MISMATCH: grpc.StatusCode.FAILED_PRECONDITION,
+    pb.OUTCOME_UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
+    pb.OUTCOME_DEADLINE_EXCEEDED: grpc.StatusCode.DEADLINE_EXCEEDED,
+    pb.OUTCOME_ABORTED: grpc.StatusCode.ABORTED,
+    pb.OUTCOME_INTERNAL: grpc.StatusCode.INTERNAL,
+}
+
+_POLICY_TO_PB = {
+    OvertradingPolicy.DEDUCT: pb.OVERTRADING_POLICY_DEDUCT,
+    OvertradingPolicy.IGNORE: pb.OVERTRADING_POLICY_IGNORE,
+}
+_CAUSE_TO_PB = {
+    "deposit": pb.ENTRY_CAUSE_DEPOSIT,
+    "withdrawal": pb.ENTRY_CAUSE_WITHDRAWAL,
+    "adjustment": pb.ENTRY_CAUSE_ADJUSTMENT,
+    "reversal": pb.ENTRY_CAUSE_REVERSAL,
+}
+
+
+def error_status(error: LedgerError) -> grpc.Status:
+    """A gRPC status whose rich details carry the ErrorDetail of the outcome."""
+    detail = any_pb2.Any()
+    detail.Pack(pb.ErrorDetail(outcome=error.outcome, field=error.field, message=error.message))
+    code = STATUS_OF_OUTCOME.get(error.outcome, grpc.StatusCode.INTERNAL)
+    status = status_pb2.Status(code=code.value[0], message=str(error), details=[detail])
+    return rpc_status.to_status(status)
+
+
+class LedgerServicer(ledger_pb2_grpc.LedgerServiceServicer):
+    def __init__(self, pool: asyncpg.Pool, settings: Settings) -> None:
+        self._pool = pool
+        self._settings = settings
+
+    async def _answer(
+        self,
+        context: grpc.aio.ServicerContext,
+        method: str,
+        call: Callable[[str, float], Awaitable[T]],
+        reference: str = "",
+    ) -> T:
+        """Run one use case with the caller's trace and deadline; log one line."""
+        started = time.perf_counter()
+        trace_id = ""
+        outcome = "OK"
+        try:
+            trace_id = _trace_of(context)
+            deadline = self._deadline(context)
+            result = await call(trace_id, deadline)
+            if getattr(result, "outcome", 0):
+                outcome = pb.Outcome.Name(result.outcome)  # type: ignore[attr-defined]
+            return result
+        except LedgerError as error:
+            outcome = error.outcome_name
+            status = error_status(error)
+            await context.abort(status.code, status.details, status.trailing_metadata)
+            raise  # abort() raises; this keeps type checkers content
+        except asyncio.CancelledError:
+            outcome = "CANCELLED"
+            raise
+        except Exception:
+            if context.done():
+                raise
+            outcome = "OUTCOME_INTERNAL"
+            log.exception("internal error in %s (trace %s)", method, trace_id)
+            status = error_status(
+                LedgerError(pb.OUTCOME_INTERNAL, "internal error; see the ledger log", "")
+            )
+            await context.abort(status.code, status.details, status.trailing_metadata)
+            raise
+        finally:
+            log.info(
+                "%s trace=%s ref=%s outcome=%s ms=%.1f",
+                method,
+                trace_id,
+                reference,
+                outcome.removeprefix("OUTCOME_"),
+                (time.perf_counter() - started) * 1000,
+            )
+
+    def _deadline(self, context: grpc.aio.ServicerContext) -> float:
+        allowed = self._settings.default_deadline
+        remaining = context.time_remaining()
+        if remaining is not None:
+            allowed = min(allowed, remaining - _ANSWER_MARGIN)
+        return asyncio.get_running_loop().time() + max(0.0, allowed)
+
+    async def OpenAccount(
+        self, request: pb.OpenAccountRequest, context: grpc.aio.ServicerContext
+    ) -> pb.OpenAccountResponse:
+        async def call(trace_id: str, deadline: float) -> pb.OpenAccountResponse:
+            created, balance = await accounts.open_account(
+                self._pool, _key(request.account), request.digits, request.user_name, deadline
+            )
+            return pb.OpenAccountResponse(created=created, balance=_balance(balance))
+
+        return await self._answer(context, "OpenAccount", call, request.account.customer)
+
+    async def Deposit(
+        self, request: pb.DepositRequest, context: grpc.aio.ServicerContext
+    ) -> pb.DepositResponse:
+        async def call(trace_id: str, deadline: float) -> pb.DepositResponse:
+            result = await funding.deposit(
+                self._pool,
+                _key(request.account),
+                request.amount,
+                request.idempotency_key,
+                request.note,
+                trace_id,
+                deadline,
+            )
+            return pb.DepositResponse(
+                outcome=result.outcome,
+                balance=_balance(result.balance),
+                replayed=result.replayed,
+                conflict_field=result.conflict_field,
+            )
+
+        return await self._answer(context, "Deposit", call, request.idempotency_key)
+
+    async def Withdraw(
+        self, request: pb.WithdrawRequest, context: grpc.aio.ServicerContext
+    ) -> pb.WithdrawResponse:
+        async def call(trace_id: str, deadline: float) -> pb.WithdrawResponse:
+            result = await funding.withdraw(
+                self._pool,
+                _key(request.account),
+                request.amount,
+                request.idempotency_key,
+                request.note,
+                trace_id,
+                deadline,
+            )
+            return pb.WithdrawResponse(
+                outcome=result.outcome,
+                balance=_balance(result.balance),
+                replayed=result.replayed,
+                conflict_field=result.conflict_field,
+            )
+
+        return await self._answer(context, "Withdraw", call, request.idempotency_key)
+
+    async def GetBalance(
+        self, request: pb.GetBalanceRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetBalanceResponse:
+        async def call(trace_id: str, deadline: float) -> pb.GetBalanceResponse:
+            balance = await accounts.get_balance(
+                self._pool, _key(request.account), request.user_name, deadline
+            )
+            return pb.GetBalanceResponse(balance=_balance(balance))
+
+        return await self._answer(context, "GetBalance", call, request.account.customer)
+
+    async def Adjust(
+        self, request: pb.AdjustRequest, context: grpc.aio.ServicerContext
+    ) -> pb.AdjustResponse:
+        async def call(trace_id: str, deadline: float) -> pb.AdjustResponse:
+            command = AdjustCommand(
+                account=_key(request.account),
+                user_name=request.user_name,
+                request_unique_no=request.request_unique_no,
+                operation_type=request.operation_type,
+                amount=request.amount,
+                amount_digits=request.amount_digits,
+                biz_type=request.biz_type,
+                order_id=request.order_id,
+                request_time_ms=request.request_time_ms,
+                client_ip=request.client_ip,
+                metadata=request.metadata,
+            )
+            result = await adjustments.adjust(
+                self._pool, command, self._settings.overtrading_policy, trace_id, deadline
+            )
+            digits = result.balance.digits
+            return pb.AdjustResponse(
+                outcome=result.outcome,
+                balance=_balance(result.balance),
+                applied_amount=format_amount(result.applied_amount, digits),
+                overtrading_policy=_POLICY_TO_PB.get(result.overtrading_policy, 0)
+                if result.overtrading_policy
+                else pb.OVERTRADING_POLICY_UNSPECIFIED,
+                replayed=result.replayed,
+                conflict_field=result.conflict_field,
+            )
+
+        return await self._answer(context, "Adjust", call, request.request_unique_no)
+
+    async def CancelAdjustment(
+        self, request: pb.CancelAdjustmentRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CancelAdjustmentResponse:
+        async def call(trace_id: str, deadline: float) -> pb.CancelAdjustmentResponse:
+            command = CancelCommand(
+                account=_key(request.account),
+                user_name=request.user_name,
+                request_unique_no=request.request_unique_no,
+                reverse_request_unique_no=request.reverse_request_unique_no,
+                amount=request.amount,
+                amount_digits=request.amount_digits,
+                cancel_remark=request.cancel_remark,
+                biz_type=request.biz_type,
+                order_id=request.order_id,
+                request_time_ms=request.request_time_ms,
+                client_ip=request.client_ip,
+                metadata=request.metadata,
+            )
+            result = await adjustments.cancel_adjustment(self._pool, command, trace_id, deadline)
+            return pb.CancelAdjustmentResponse(
+                outcome=result.outcome,
+                balance=_balance(result.balance),
+                reversed_amount=format_amount(result.reversed_amount, result.balance.digits),
+                replayed=result.replayed,
+                conflict_field=result.conflict_field,
+            )
+
+        return await self._answer(context, "CancelAdjustment", call, request.request_unique_no)
+
+    async def GetRequest(
+        self, request: pb.GetRequestRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetRequestResponse:
+        async def call(trace_id: str, deadline: float) -> pb.GetRequestResponse:
+            record = await request_records.get_request(
+                self._pool, _key(request.account), request.request_unique_no, deadline
+            )
+            return pb.GetRequestResponse(request=_request_record(record))
+
+        return await self._answer(context, "GetRequest", call, request.request_unique_no)
+
+    async def ListJournalEntries(
+        self, request: pb.ListJournalEntriesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListJournalEntriesResponse:
+        async def call(trace_id: str, deadline: float) -> pb.ListJournalEntriesResponse:
+            entries, next_token = await journal.list_entries(
+                self._pool, _key(request.account), request.page_size, request.page_token, deadline
+            )
+            return pb.ListJournalEntriesResponse(
+                entries=[_journal_entry(entry) for entry in entries],
+                next_page_token=next_token,
+            )
+
+        return await self._answer(context, "ListJournalEntries", call, request.account.customer)
+
+
+def _trace_of(context: grpc.aio.ServicerContext) -> str:
+    for key, value in context.invocation_metadata() or ():
+        if key == "trace":
+            trace = value if isinstance(value, str) else value.decode("utf-8", "replace")
+            return validation.text(trace, "trace", MAX_TRACE, required=False)
+    return ""
+
+
+def _key(account: pb.AccountKey) -> AccountKey:
+    return AccountKey(account.company_id, account.customer, account.currency)
+
+
+def _key_pb(key: AccountKey) -> pb.AccountKey:
+    return pb.AccountKey(company_id=key.company_id, customer=key.customer, currency=key.currency)
+
+
+def _balance(balance: Balance) -> pb.Balance:
+    return pb.Balance(
+        account=_key_pb(balance.account),
+        amount=format_amount(balance.amount, balance.digits),
+        digits=balance.digits,
+        user_name=balance.user_name,
+    )
+
+
+def _decimal_text(value: Decimal | None, digits: int | None) -> str:
+    if value is None:
+        return ""
+    return format_amount(value, digits) if digits is not None else f"{value:f}"
+
+
+def _timestamp(value: object) -> timestamp_pb2.Timestamp | None:
+    if value is None:
+        return None
+    stamp = timestamp_pb2.Timestamp()
+    stamp.FromDatetime(value)  # type: ignore[arg-type]
+    return stamp
+
+
+def _request_record(record: request_records.RequestRecord) -> pb.RequestRecord:
+    digits = record.amount_digits
+    return pb.RequestRecord(
+        account=pb.AccountKey(
+            company_id=record.company_id, customer=record.customer, currency=record.currency
+        ),
+        request_unique_no=record.request_unique_no,
+        kind=pb.RequestKind.Value("REQUEST_KIND_" + record.kind.upper()),
+        outcome=record.outcome_value,
+        operation_type=pb.OperationType.Value("OPERATION_TYPE_" + record.operation_type)
+        if record.operation_type
+        else pb.OPERATION_TYPE_UNSPECIFIED,
+        amount=_decimal_text(record.amount, digits),
+        amount_digits=digits or 0,
+        applied_amount=_decimal_text(record.applied_amount, digits),
+        balance_after=_decimal_text(record.balance_after, digits),
+        overtrading_policy=_POLICY_TO_PB[OvertradingPolicy(record.overtrading_policy)]
+        if record.overtrading_policy
+        else pb.OVERTRADING_POLICY_UNSPECIFIED,
+        reverse_request_unique_no=record.reverse_request_unique_no or "",
+        reversed_by=record.reversed_by or "",
+        user_name=record.user_name,
+        trace_id=record.trace_id,
+        created_at=_timestamp(record.created_at),
+        reversed_at=_timestamp(record.reversed_at),
+    )
+
+
+def _journal_entry(entry: journal.Entry) -> pb.JournalEntry:
+    return pb.JournalEntry(
+        entry_no=entry.entry_no,
+        amount=f"{entry.amount:f}",
+        balance_after=f"{entry.balance_after:f}",
+        cause=_CAUSE_TO_PB[entry.cause],
+        request_unique_no=entry.request_unique_no,
+        operation_type=pb.OperationType.Value("OPERATION_TYPE_" + entry.operation_type)
+        if entry.operation_type
+        else pb.OPERATION_TYPE_UNSPECIFIED,
+        overtrading_policy=_POLICY_TO_PB[OvertradingPolicy(entry.overtrading_policy)]
+        if entry.overtrading_policy
+        else pb.OVERTRADING_POLICY_UNSPECIFIED,
+        trace_id=entry.trace_id,
+        created_at=_timestamp(entry.created_at),
+    )

@@ -1,0 +1,87 @@
+"""The ledger service's one settings object: environment variables, overridden by flags.
+
+| variable                    | default          | meaning                                              |
+|-----------------------------|------------------|------------------------------------------------------|
+| LEDGER_LISTEN               | 127.0.0.1:50051  | gRPC listen address                                  |
+| LEDGER_DATABASE_URL         | (embedded)       | libpq URL of PostgreSQL 14+; unset: embedded server  |
+| LEDGER_DATA_DIR             | .ledger          | where the embedded PostgreSQL keeps its data         |
+| LEDGER_OVERTRADING_POLICY   | deduct           | ABNORMAL_OVERTRADING: `deduct` or `ignore`           |
+| LEDGER_POOL_MIN_SIZE        | 2                | database connections kept open                       |
+| LEDGER_POOL_MAX_SIZE        | 10               | database connections at most                         |
+| LEDGER_DEFAULT_DEADLINE     | 10               | seconds allowed to a call that carries no deadline   |
+| LEDGER_SHUTDOWN_GRACE       | 10               | seconds in-flight calls get to finish on SIGTERM     |
+| LEDGER_LOG_LEVEL            | INFO             | Python logging level                                 |
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from .money import OvertradingPolicy
+
+
+@dataclass(frozen=True)
+class Settings:
+    listen: str = "127.0.0.1:50051"
+    database_url: str = ""
+    data_dir: Path = Path(".ledger")
+    overtrading_policy: OvertradingPolicy = OvertradingPolicy.DEDUCT
+    pool_min_size: int = 2
+    pool_max_size: int = 10
+    default_deadline: float = 10.0
+    shutdown_grace: float = 10.0
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
+        values: dict[str, object] = {}
+        for field in fields(cls):
+            raw = env.get("LEDGER_" + field.name.upper())
+            if raw is not None and raw != "":
+                values[field.name] = _convert(field.name, raw)
+        return cls(**values)  # type: ignore[arg-type]
+
+    def with_flags(self, flags: argparse.Namespace) -> Settings:
+        values = {
+            field.name: _convert(field.name, getattr(flags, field.name))
+            for field in fields(self)
+            if getattr(flags, field.name, None) is not None
+        }
+        return Settings(**{**self.__dict__, **values})
+
+
+def _convert(name: str, raw: object) -> object:
+    default = Settings.__dataclass_fields__[name].default
+    if isinstance(raw, str):
+        if isinstance(default, OvertradingPolicy):
+            return OvertradingPolicy(raw.lower())
+        if isinstance(default, Path):
+            return Path(raw)
+        if isinstance(default, bool):
+            return raw.lower() in ("1", "true", "yes")
+        if isinstance(default, int):
+            return int(raw)
+        if isinstance(default, float):
+            return float(raw)
+    return raw
+
+
+def add_flags(parser: argparse.ArgumentParser) -> None:
+    """Flags for every setting; an absent flag leaves the environment's value."""
+    parser.add_argument("--listen", help="gRPC listen address (LEDGER_LISTEN)")
+    parser.add_argument("--database-url", help="PostgreSQL URL (LEDGER_DATABASE_URL)")
+    parser.add_argument("--data-dir", help="embedded PostgreSQL data (LEDGER_DATA_DIR)")
+    parser.add_argument(
+        "--overtrading-policy",
+        choices=[policy.value for policy in OvertradingPolicy],
+        help="ABNORMAL_OVERTRADING policy (LEDGER_OVERTRADING_POLICY)",
+    )
+    parser.add_argument("--pool-min-size", help="LEDGER_POOL_MIN_SIZE")
+    parser.add_argument("--pool-max-size", help="LEDGER_POOL_MAX_SIZE")
+    parser.add_argument("--default-deadline", help="seconds (LEDGER_DEFAULT_DEADLINE)")
+    parser.add_argument("--shutdown-grace", help="seconds (LEDGER_SHUTDOWN_GRACE)")
+    parser.add_argument("--log-level", help="LEDGER_LOG_LEVEL")
