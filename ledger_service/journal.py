@@ -86,8 +86,9 @@ DEFAULT_PAGE_SIZE = 100
 
 async def list_entries(
     pool: asyncpg.Pool, key: AccountKey, page_size: int, page_token: str, deadline: float
-) -> tuple[list[Entry], str]:
-    """Entries newest first; the token is the entry number to continue below."""
+) -> tuple[int, list[Entry], str]:
+    """The wallet's digits and its entries newest first; the token is the entry
+    number to continue below."""
     validation.account_key(key)
     if page_size == 0:
         page_size = DEFAULT_PAGE_SIZE
@@ -99,12 +100,12 @@ async def list_entries(
         raise LedgerError(pb.OUTCOME_INVALID_ARGUMENT, "page_token is not valid", "page_token")
     below = int(page_token) if page_token else 2**63 - 1
 
-    async def read(connection: asyncpg.Connection) -> tuple[list[Entry], str]:
-        await accounts.find(connection, key)  # ACCOUNT_NOT_FOUND rather than an empty page
+    async def read(connection: asyncpg.Connection) -> tuple[int, list[Entry], str]:
+        account = await accounts.find(connection, key)
         rows = await connection.fetch(_PAGE, *_key(key), below, page_size + 1)
         entries = [Entry(**dict(row)) for row in rows[:page_size]]
         more = len(rows) > page_size
-        return entries, str(entries[-1].entry_no) if more else ""
+        return account.digits, entries, str(entries[-1].entry_no) if more else ""
 
     return await run_transaction(pool, read, deadline)
 

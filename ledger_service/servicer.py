@@ -274,11 +274,11 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServiceServicer):
         self, request: pb.ListJournalEntriesRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListJournalEntriesResponse:
         async def call(trace_id: str, deadline: float) -> pb.ListJournalEntriesResponse:
-            entries, next_token = await journal.list_entries(
+            digits, entries, next_token = await journal.list_entries(
                 self._pool, _key(request.account), request.page_size, request.page_token, deadline
             )
             return pb.ListJournalEntriesResponse(
-                entries=[_journal_entry(entry) for entry in entries],
+                entries=[_journal_entry(entry, digits) for entry in entries],
                 next_page_token=next_token,
             )
 
@@ -352,11 +352,11 @@ def _request_record(record: request_records.RequestRecord) -> pb.RequestRecord:
     )
 
 
-def _journal_entry(entry: journal.Entry) -> pb.JournalEntry:
+def _journal_entry(entry: journal.Entry, digits: int) -> pb.JournalEntry:
     return pb.JournalEntry(
         entry_no=entry.entry_no,
-        amount=f"{entry.amount:f}",
-        balance_after=f"{entry.balance_after:f}",
+        amount=format_amount(entry.amount, digits),
+        balance_after=format_amount(entry.balance_after, digits),
         cause=_CAUSE_TO_PB[entry.cause],
         request_unique_no=entry.request_unique_no,
         operation_type=pb.OperationType.Value("OPERATION_TYPE_" + entry.operation_type)

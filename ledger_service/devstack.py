@@ -1,0 +1,74 @@
+"""`make run`: the whole system on this machine, in the foreground, until Ctrl-C.
+
+Starts the ledger service (which starts the embedded PostgreSQL in .ledger/
+unless LEDGER_DATABASE_URL is set) and then the HTTP facade, prints where each
+listens, and stops both cleanly on Ctrl-C or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from types import FrameType
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+LEDGER_LISTEN = os.environ.get("LEDGER_LISTEN", "127.0.0.1:50051")
+
+
+def _wait_for_ledger(process: subprocess.Popen[bytes], within: float = 60.0) -> None:
+    give_up_at = time.monotonic() + within
+    with grpc.insecure_channel(LEDGER_LISTEN) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        while time.monotonic() < give_up_at:
+            if process.poll() is not None:
+                raise SystemExit(f"the ledger service exited with status {process.returncode}")
+            try:
+                answer = health.Check(health_pb2.HealthCheckRequest(), timeout=1)
+                if answer.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.RpcError:
+                time.sleep(0.2)
+    raise SystemExit(f"the ledger service did not become ready within {within:.0f}s")
+
+
+def main() -> int:
+    children: list[subprocess.Popen[bytes]] = []
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        ledger = subprocess.Popen(
+            [sys.executable, "-m", "ledger_service", "serve", "--listen", LEDGER_LISTEN]
+        )
+        children.append(ledger)
+        _wait_for_ledger(ledger)
+        database = os.environ.get("LEDGER_DATABASE_URL") or "embedded, data in .ledger/pgdata"
+        print(f"\n  PostgreSQL    {database}")
+        print(f"  ledger gRPC   {LEDGER_LISTEN}   (try: .venv/bin/ledger balance --help)")
+        print("\n  Ctrl-C stops everything.\n", flush=True)
+        while all(child.poll() is None for child in children):
+            time.sleep(0.5)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        for child in children:
+            try:
+                child.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        print("stopped.", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

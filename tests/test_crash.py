@@ -1,0 +1,77 @@
+"""Invariant 6: a ledger killed mid-load leaves whole changes or none."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from decimal import Decimal
+
+import grpc
+
+from protos.ledger.v1 import ledger_pb2 as pb
+from protos.ledger.v1 import ledger_pb2_grpc
+
+from .conftest import LedgerProcess, assert_books_balance, make_wallet
+from .ledger_calls import OPEN, adjust_request, cancel_request
+
+
+async def test_sigkill_under_load_then_restart_keeps_the_books(ledger_factory, db):
+    ledger: LedgerProcess = ledger_factory()
+    ledger.start()
+    await ledger.wait_ready()
+    async with grpc.aio.insecure_channel(ledger.target) as channel:
+        stub = ledger_pb2_grpc.LedgerServiceStub(channel)
+        wallets = [await make_wallet(stub, balance="1000.00") for _ in range(8)]
+        requests = [adjust_request(random.choice(wallets), "1.00", OPEN) for _ in range(600)]
+        answers: dict[str, int] = {}
+        first_answers = asyncio.Event()
+
+        async def send(request: pb.AdjustRequest) -> None:
+            try:
+                answer = await stub.Adjust(request, timeout=10)
+            except grpc.aio.AioRpcError:
+                return  # unknown: TradeBoss will cancel it
+            answers[request.request_unique_no] = answer.outcome
+            if len(answers) >= 50:
+                first_answers.set()
+
+        load = [asyncio.create_task(send(r)) for r in requests]
+        await asyncio.wait_for(first_answers.wait(), timeout=60)
+        ledger.kill()
+        await asyncio.gather(*load)
+    assert 50 <= len(answers) < len(requests), "the kill should land mid-load"
+
+    ledger.start()
+    await ledger.wait_ready()
+    await assert_books_balance(db)
+
+    async with grpc.aio.insecure_channel(ledger.target) as channel:
+        stub = ledger_pb2_grpc.LedgerServiceStub(channel)
+        # What got an answer is in the ledger, exactly as answered.
+        for request in requests:
+            number = request.request_unique_no
+            if number in answers:
+                record = await stub.GetRequest(
+                    pb.GetRequestRequest(account=request.account, request_unique_no=number)
+                )
+                assert record.request.outcome == answers[number]
+        # TradeBoss cancels every execute that got no answer.
+        unanswered = [r for r in requests if r.request_unique_no not in answers]
+        outcomes = []
+        for request in unanswered:
+            wallet = next(w for w in wallets if w.customer == request.account.customer)
+            cancel = cancel_request(wallet, request.request_unique_no, request.amount)
+            outcomes.append((await stub.CancelAdjustment(cancel)).outcome)
+        assert set(outcomes) <= {pb.OUTCOME_REVERSED, pb.OUTCOME_NEVER_RECEIVED}
+        # Each wallet lost exactly 1.00 per execute answered APPLIED.
+        for wallet in wallets:
+            applied = sum(
+                1
+                for r in requests
+                if r.account.customer == wallet.customer
+                and answers.get(r.request_unique_no) == pb.OUTCOME_APPLIED
+            )
+            answer = await stub.GetBalance(pb.GetBalanceRequest(account=wallet.key))
+            assert Decimal(answer.balance.amount) == Decimal("1000.00") - applied
+    assert ledger.terminate() == 0
+    await assert_books_balance(db)

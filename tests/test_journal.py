@@ -1,0 +1,76 @@
+"""The journal: append-only, paginated newest first, and every request traceable."""
+
+from __future__ import annotations
+
+import asyncpg
+import grpc
+import pytest
+
+from protos.ledger.v1 import ledger_pb2 as pb
+
+from .conftest import unique
+from .ledger_calls import OPEN, adjust_request, error_detail
+
+
+async def test_journal_refuses_update_delete_and_truncate(db):
+    async with db.acquire() as connection:
+        for statement in (
+            "UPDATE journal_entries SET amount = 0",
+            "DELETE FROM journal_entries",
+            "TRUNCATE journal_entries CASCADE",
+        ):
+            with pytest.raises(asyncpg.exceptions.InsufficientPrivilegeError, match="append-only"):
+                await connection.execute(statement)
+
+
+async def test_statement_pages_newest_first_without_gaps(ledger_stub, open_wallet):
+    wallet = await open_wallet(balance="100.00")
+    for _ in range(6):
+        await ledger_stub.Adjust(adjust_request(wallet, "1.00", OPEN))
+    seen = []
+    token = ""
+    while True:
+        page = await ledger_stub.ListJournalEntries(
+            pb.ListJournalEntriesRequest(account=wallet.key, page_size=3, page_token=token)
+        )
+        seen.extend(page.entries)
+        token = page.next_page_token
+        if not token:
+            break
+    assert [entry.entry_no for entry in seen] == [7, 6, 5, 4, 3, 2, 1]
+    assert seen[-1].cause == pb.ENTRY_CAUSE_DEPOSIT
+    assert seen[0].cause == pb.ENTRY_CAUSE_ADJUSTMENT
+    assert seen[0].balance_after == "94.00"
+
+
+async def test_trace_travels_into_journal_and_request_record(ledger_stub, open_wallet):
+    wallet = await open_wallet(balance="10.00")
+    request = adjust_request(wallet, "1.00", OPEN)
+    trace = unique("trace")
+    await ledger_stub.Adjust(request, metadata=(("trace", trace),))
+    record = await ledger_stub.GetRequest(
+        pb.GetRequestRequest(account=wallet.key, request_unique_no=request.request_unique_no)
+    )
+    assert record.request.trace_id == trace
+    assert record.request.outcome == pb.OUTCOME_APPLIED
+    assert record.request.applied_amount == "-1.00"
+    assert record.request.balance_after == "9.00"
+    page = await ledger_stub.ListJournalEntries(
+        pb.ListJournalEntriesRequest(account=wallet.key, page_size=1)
+    )
+    assert page.entries[0].trace_id == trace
+
+
+async def test_unknown_request_and_bad_page_token(ledger_stub, open_wallet):
+    wallet = await open_wallet(balance="0")
+    with pytest.raises(grpc.aio.AioRpcError) as missing:
+        await ledger_stub.GetRequest(
+            pb.GetRequestRequest(account=wallet.key, request_unique_no="never-seen")
+        )
+    assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+    assert error_detail(missing.value).outcome == pb.OUTCOME_REQUEST_NOT_FOUND
+    with pytest.raises(grpc.aio.AioRpcError) as bad_token:
+        await ledger_stub.ListJournalEntries(
+            pb.ListJournalEntriesRequest(account=wallet.key, page_token="abc")
+        )
+    assert error_detail(bad_token.value).field == "page_token"

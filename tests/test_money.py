@@ -1,0 +1,132 @@
+"""Pure money rules: amount parsing, signs, deltas, formatting."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ledger_service import money
+from ledger_service.errors import LedgerError
+from ledger_service.money import OvertradingPolicy
+from protos.ledger.v1 import ledger_pb2 as pb
+
+
+@pytest.mark.parametrize(
+    ("text", "digits", "expected"),
+    [
+        ("0", 2, "0"),
+        ("12.5", 2, "12.5"),
+        ("-3.25", 2, "-3.25"),
+        ("007", 0, "7"),
+        ("1" * 18 + ".12", 2, "1" * 18 + ".12"),
+    ],
+)
+def test_plain_decimals_parse_exactly(text, digits, expected):
+    assert money.parse_amount(text, digits) == Decimal(expected)
+
+
+@pytest.mark.parametrize(
+    ("text", "digits", "outcome"),
+    [
+        ("", 2, pb.OUTCOME_INVALID_AMOUNT),
+        ("NaN", 2, pb.OUTCOME_INVALID_AMOUNT),
+        ("-Infinity", 2, pb.OUTCOME_INVALID_AMOUNT),
+        ("1e2", 2, pb.OUTCOME_INVALID_AMOUNT),
+        ("1.", 2, pb.OUTCOME_INVALID_AMOUNT),
+        (".5", 2, pb.OUTCOME_INVALID_AMOUNT),
+        ("1_000", 2, pb.OUTCOME_INVALID_AMOUNT),
+        ("1,00", 2, pb.OUTCOME_INVALID_AMOUNT),
+        ("--1", 2, pb.OUTCOME_INVALID_AMOUNT),
+        ("1" * 19, 2, pb.OUTCOME_INVALID_AMOUNT),
+        ("1.234", 2, pb.OUTCOME_TOO_MANY_DIGITS),
+        ("1.20", 1, pb.OUTCOME_TOO_MANY_DIGITS),
+    ],
+)
+def test_everything_else_is_refused(text, digits, outcome):
+    with pytest.raises(LedgerError) as refused:
+        money.parse_amount(text, digits)
+    assert refused.value.outcome == outcome
+    assert refused.value.field == "amount"
+
+
+_SHAPE = re.compile(r"-?([0-9]+)(?:\.([0-9]+))?", re.ASCII)
+
+
+def _reference_accepts(text: str, digits: int) -> bool:
+    """The rule written out: a plain decimal, at most 18 integer digits, at
+    most `digits` fractional digits, and something Decimal reads as finite."""
+    match = _SHAPE.fullmatch(text)
+    if match is None:
+        return False
+    integer, fraction = match.group(1), match.group(2) or ""
+    return len(integer.lstrip("0")) <= 18 and len(fraction) <= digits and Decimal(text).is_finite()
+
+
+@given(
+    st.text(alphabet=st.sampled_from("0123456789.-+eE nNaIif_,\u0661"), max_size=25),
+    st.integers(min_value=0, max_value=18),
+)
+def test_parser_agrees_with_the_rule_and_with_decimal(text, digits):
+    """Fuzz: the parser accepts exactly what the rule accepts, and what it
+    accepts equals decimal.Decimal(text) with no more than `digits` places."""
+    try:
+        value = money.parse_amount(text, digits)
+    except LedgerError as refused:
+        assert not _reference_accepts(text, digits)
+        assert refused.outcome in (pb.OUTCOME_INVALID_AMOUNT, pb.OUTCOME_TOO_MANY_DIGITS)
+        return
+    assert _reference_accepts(text, digits)
+    assert value == Decimal(text)
+    assert -value.as_tuple().exponent <= digits  # type: ignore[operator]
+
+
+@given(
+    st.decimals(
+        allow_nan=False,
+        allow_infinity=False,
+        places=4,
+        min_value=Decimal("-1e12"),
+        max_value=Decimal("1e12"),
+    )
+)
+def test_format_round_trips_at_the_wallets_scale(amount):
+    text = money.format_amount(amount, 4)
+    assert money.parse_amount(text, 4) == amount
+    assert len(text.partition(".")[2]) == 4
+    assert not text.startswith("-0.0000") or amount != 0
+
+
+@pytest.mark.parametrize(
+    ("operation", "amount", "policy", "delta"),
+    [
+        (pb.OPERATION_TYPE_OPEN_POSITION, "5", OvertradingPolicy.DEDUCT, "-5"),
+        (pb.OPERATION_TYPE_NORMAL_CLOSE, "5", OvertradingPolicy.DEDUCT, "5"),
+        (pb.OPERATION_TYPE_ABNORMAL_OVERTRADING, "-5", OvertradingPolicy.DEDUCT, "-5"),
+        (pb.OPERATION_TYPE_ABNORMAL_OVERTRADING, "-5", OvertradingPolicy.IGNORE, "0"),
+    ],
+)
+def test_direction_by_operation_and_policy(operation, amount, policy, delta):
+    assert money.adjustment_delta(operation, Decimal(amount), policy)[0] == Decimal(delta)
+
+
+def test_signs_by_operation():
+    money.check_sign(pb.OPERATION_TYPE_OPEN_POSITION, Decimal("0.01"))
+    money.check_sign(pb.OPERATION_TYPE_ABNORMAL_OVERTRADING, Decimal("-0.01"))
+    for operation, amount in [
+        (pb.OPERATION_TYPE_OPEN_POSITION, "0"),
+        (pb.OPERATION_TYPE_NORMAL_CLOSE, "-1"),
+        (pb.OPERATION_TYPE_ABNORMAL_OVERTRADING, "0"),
+    ]:
+        with pytest.raises(LedgerError) as refused:
+            money.check_sign(operation, Decimal(amount))
+        assert refused.value.outcome == pb.OUTCOME_AMOUNT_SIGN_MISMATCH
+
+
+def test_only_overtrading_may_overdraw():
+    assert money.may_overdraw(pb.OPERATION_TYPE_ABNORMAL_OVERTRADING)
+    assert not money.may_overdraw(pb.OPERATION_TYPE_OPEN_POSITION)
+    assert money.format_amount(Decimal("-0.001"), 2) == "0.00"

@@ -1,0 +1,162 @@
+"""The standard kit around the ledger: health, reflection, migrations, the
+operator CLI and graceful shutdown, each against a real process."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from ledger_service import migrations
+from protos.ledger.v1 import ledger_pb2 as pb
+from protos.ledger.v1 import ledger_pb2_grpc
+
+from .conftest import ROOT, LedgerProcess, assert_books_balance, make_wallet, unique
+from .ledger_calls import OPEN, adjust_request
+
+
+async def test_health_and_reflection(ledger_server):
+    async with grpc.aio.insecure_channel(ledger_server.target) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        for service in ("", "ledger.v1.LedgerService"):
+            answer = await health.Check(health_pb2.HealthCheckRequest(service=service))
+            assert answer.status == health_pb2.HealthCheckResponse.SERVING
+        reflection = reflection_pb2_grpc.ServerReflectionStub(channel)
+        call = reflection.ServerReflectionInfo(
+            iter([reflection_pb2.ServerReflectionRequest(list_services="")])
+        )
+        async for answer in call:
+            names = {s.name for s in answer.list_services_response.service}
+            break
+    assert "ledger.v1.LedgerService" in names
+
+
+def _cli(target: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ledger_service.operator_cli", "--target", target, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+
+
+async def test_operator_cli_opens_funds_and_shows_a_statement(ledger_server):
+    target = ledger_server.target
+    customer = unique("cli")
+    wallet = ["--company-id", "1", "--customer", customer, "--currency", "USD"]
+    run = asyncio.to_thread
+
+    opened = await run(_cli, target, "open-account", *wallet, "--digits", "2")
+    assert opened.returncode == 0 and "opened" in opened.stdout, opened.stderr
+    deposit = await run(_cli, target, "deposit", *wallet, "--amount", "100.00", "--key", "dep-1")
+    assert deposit.returncode == 0 and "100.00 USD" in deposit.stdout
+    repeat = await run(_cli, target, "deposit", *wallet, "--amount", "100.00", "--key", "dep-1")
+    assert repeat.returncode == 0 and "repeat" in repeat.stdout
+    too_much = await run(_cli, target, "withdraw", *wallet, "--amount", "500", "--key", "w-1")
+    assert too_much.returncode == 1 and "INSUFFICIENT_BALANCE" in too_much.stderr
+    withdrawn = await run(_cli, target, "withdraw", *wallet, "--amount", "30", "--key", "w-2")
+    assert withdrawn.returncode == 0, withdrawn.stderr
+    balance = await run(_cli, target, "balance", *wallet)
+    assert balance.stdout.strip().endswith("70.00 USD")
+    statement = await run(_cli, target, "statement", *wallet)
+    lines = statement.stdout.splitlines()
+    assert lines[0].split()[:4] == ["#", "time", "(UTC)", "cause"]
+    assert "withdrawal" in lines[1] and "-30.00" in lines[1] and "70.00" in lines[1]
+    assert "deposit" in lines[2] and "dep-1" in lines[2]
+    request = await run(_cli, target, "request", *wallet, "--number", "w-1")
+    assert "INSUFFICIENT_BALANCE" in request.stdout
+
+
+async def test_operator_cli_errors_are_clear_and_non_zero(ledger_server):
+    missing = await asyncio.to_thread(
+        _cli,
+        ledger_server.target,
+        "balance",
+        "--company-id",
+        "1",
+        "--customer",
+        "nobody",
+        "--currency",
+        "USD",
+    )
+    assert missing.returncode == 1
+    assert missing.stderr.startswith("error: ACCOUNT_NOT_FOUND")
+    bad = await asyncio.to_thread(
+        _cli,
+        ledger_server.target,
+        "deposit",
+        "--company-id",
+        "1",
+        "--customer",
+        "x",
+        "--currency",
+        "USD",
+        "--amount",
+        "1e5",
+    )
+    assert bad.returncode == 1 and "INVALID_AMOUNT [amount]" in bad.stderr
+    down = await asyncio.to_thread(
+        _cli,
+        "127.0.0.1:1",
+        "balance",
+        "--company-id",
+        "1",
+        "--customer",
+        "x",
+        "--currency",
+        "USD",
+    )
+    assert down.returncode == 3 and "cannot reach the ledger" in down.stderr
+    assert "Traceback" not in missing.stderr + bad.stderr + down.stderr
+
+
+async def test_migrate_is_idempotent(database_url, ledger_server, db):
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "ledger_service", "migrate", "--database-url", database_url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "up to date" in done.stdout
+    async with db.acquire() as connection:
+        versions = [
+            r["version"]
+            for r in await connection.fetch(
+                "SELECT version FROM schema_migrations ORDER BY version"
+            )
+        ]
+    assert versions == [version for version, _, _ in migrations.available()]
+
+
+async def test_sigterm_drains_in_flight_calls_and_exits_zero(ledger_factory, db):
+    ledger: LedgerProcess = ledger_factory()
+    ledger.start()
+    await ledger.wait_ready()
+    async with grpc.aio.insecure_channel(ledger.target) as channel:
+        stub = ledger_pb2_grpc.LedgerServiceStub(channel)
+        wallet = await make_wallet(stub, balance="500.00")
+        requests = [adjust_request(wallet, "1.00", OPEN) for _ in range(200)]
+        calls = [asyncio.ensure_future(stub.Adjust(r, timeout=20)) for r in requests]
+        await asyncio.sleep(0)  # the calls are on the wire before the signal
+        exit_code = await asyncio.to_thread(ledger.terminate)
+        results = await asyncio.gather(*calls, return_exceptions=True)
+    assert exit_code == 0
+    answered = [r for r in results if isinstance(r, pb.AdjustResponse)]
+    ledger.start()
+    await ledger.wait_ready()
+    async with grpc.aio.insecure_channel(ledger.target) as channel:
+        stub = ledger_pb2_grpc.LedgerServiceStub(channel)
+        balance = await stub.GetBalance(pb.GetBalanceRequest(account=wallet.key))
+    applied = sum(1 for r in answered if r.outcome == pb.OUTCOME_APPLIED)
+    # Every answered debit is in the books; nothing unanswered was applied.
+    assert balance.balance.amount == f"{500 - applied}.00"
+    assert ledger.terminate() == 0
+    await assert_books_balance(db)
