@@ -5,6 +5,9 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PROTO_SRC := $(wildcard protos/ledger/v1/*.proto)
 PROTO_GEN := protos/ledger/v1/ledger_pb2.py protos/ledger/v1/ledger_pb2_grpc.py
+# grpcio-tools makes the code; mypy-protobuf makes precise type stubs (.pyi).
+PROTOC := $(BIN)/python -m grpc_tools.protoc -Iprotos=protos --python_out=. --grpc_python_out=. \
+	--plugin=protoc-gen-mypy=$(BIN)/protoc-gen-mypy --mypy_out=. $(PROTO_SRC)
 
 .DEFAULT_GOAL := help
 .PHONY: help install proto run test lint typecheck clean
@@ -22,12 +25,10 @@ $(STAMP): pyproject.toml
 install: $(STAMP) $(PROTO_GEN) ## Create .venv and install the project with its extras
 
 $(PROTO_GEN): $(PROTO_SRC) $(STAMP)
-	$(BIN)/python -m grpc_tools.protoc -Iprotos=protos \
-	  --python_out=. --pyi_out=. --grpc_python_out=. $(PROTO_SRC)
+	$(PROTOC)
 
 proto: $(STAMP) ## Regenerate Python code from protos/ (grpcio-tools) and lint it with buf
-	$(BIN)/python -m grpc_tools.protoc -Iprotos=protos \
-	  --python_out=. --pyi_out=. --grpc_python_out=. $(PROTO_SRC)
+	$(PROTOC)
 	$(BIN)/buf lint
 
 run: install ## Start embedded PostgreSQL, the ledger service and the HTTP facade

@@ -7,7 +7,7 @@ import asyncio
 import logging
 import random
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import TypeVar, cast
 
 import asyncpg
 
@@ -83,7 +83,7 @@ async def run_transaction(
         try:
             async with asyncio.timeout_at(deadline):
                 async with pool.acquire() as connection:
-                    return await work(connection)
+                    return await work(cast(asyncpg.Connection, connection))
         except TimeoutError:
             raise LedgerError(
                 pb.OUTCOME_DEADLINE_EXCEEDED, "the deadline ran out before the ledger could answer"

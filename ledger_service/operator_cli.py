@@ -32,7 +32,7 @@ def _account(flags: argparse.Namespace) -> pb.AccountKey:
     )
 
 
-def _outcome(value: int) -> str:
+def _outcome(value: pb.Outcome.ValueType) -> str:
     return pb.Outcome.Name(value).removeprefix("OUTCOME_")
 
 
@@ -194,8 +194,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _report(error: grpc.RpcError, target: str) -> int:
-    code = error.code()  # type: ignore[attr-defined]
-    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    code = error.code()
+    status = rpc_status.from_call(error)
     if status is not None:
         for detail in status.details:
             found = pb.ErrorDetail()
@@ -204,9 +204,9 @@ def _report(error: grpc.RpcError, target: str) -> int:
                 print(f"error: {_outcome(found.outcome)}{field}: {found.message}", file=sys.stderr)
                 return 3 if found.outcome == pb.OUTCOME_UNAVAILABLE else 1
     if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-        print(f"error: cannot reach the ledger at {target}: {error.details()}", file=sys.stderr)  # type: ignore[attr-defined]
+        print(f"error: cannot reach the ledger at {target}: {error.details()}", file=sys.stderr)
         return 3
-    print(f"error: {code.name}: {error.details()}", file=sys.stderr)  # type: ignore[attr-defined]
+    print(f"error: {code.name}: {error.details()}", file=sys.stderr)
     return 1
 
 

@@ -221,7 +221,7 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServiceServicer):
                 outcome=result.outcome,
                 balance=_balance(result.balance),
                 applied_amount=format_amount(result.applied_amount, digits),
-                overtrading_policy=_POLICY_TO_PB.get(result.overtrading_policy, 0)
+                overtrading_policy=_POLICY_TO_PB[result.overtrading_policy]
                 if result.overtrading_policy
                 else pb.OVERTRADING_POLICY_UNSPECIFIED,
                 replayed=result.replayed,
