@@ -216,9 +216,10 @@ async def cancel_adjustment(
                     reverse_request_unique_no=command.request_unique_no,
                 )
                 await request_records.insert(connection, tombstone)
-                return await _record_cancel(
+                result = await _record_cancel(
                     connection, record, pb.OUTCOME_NEVER_RECEIVED, account.as_balance()
                 )
+                return replace(result, tombstone_written=True)
 
             _check_target(target, command)
             if target.kind == "tombstone":

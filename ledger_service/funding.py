@@ -110,6 +110,8 @@ async def _fund(
             )
             record = replace(record, applied_amount=delta, balance_after=balance_after)
             await request_records.insert(connection, record)
-            return FundingResult(pb.OUTCOME_APPLIED, account.as_balance(balance_after))
+            return FundingResult(
+                pb.OUTCOME_APPLIED, account.as_balance(balance_after), amount=amount
+            )
 
     return await run_transaction(pool, transaction, deadline)

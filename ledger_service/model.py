@@ -39,6 +39,8 @@ class FundingResult:
     balance: Balance
     replayed: bool = False
     conflict_field: str = ""
+    # The amount requested (positive), as parsed.
+    amount: Decimal = Decimal(0)
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,7 @@ class CancelResult:
     reversed_amount: Decimal = Decimal(0)
     replayed: bool = False
     conflict_field: str = ""
+    tombstone_written: bool = False
 
 
 @dataclass(frozen=True)

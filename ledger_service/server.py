@@ -13,7 +13,7 @@ from grpc_reflection.v1alpha import reflection
 
 from protos.ledger.v1 import ledger_pb2, ledger_pb2_grpc
 
-from . import database, embedded_pg, migrations
+from . import database, embedded_pg, metrics, migrations
 from .servicer import LedgerServicer
 from .settings import Settings
 
@@ -52,6 +52,8 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
         ),
         server,
     )
+    if settings.metrics_listen:
+        metrics.serve_metrics(settings.metrics_listen, pool)
     port = server.add_insecure_port(settings.listen)
     if port == 0:
         raise SystemExit(f"cannot listen on {settings.listen}")

@@ -21,7 +21,7 @@ from grpc_status import rpc_status
 from protos.ledger.v1 import ledger_pb2 as pb
 from protos.ledger.v1 import ledger_pb2_grpc
 
-from . import accounts, adjustments, funding, journal, request_records, validation
+from . import accounts, adjustments, funding, journal, metrics, request_records, validation
 from .errors import LedgerError
 from .model import AccountKey, AdjustCommand, Balance, CancelCommand
 from .money import OvertradingPolicy, format_amount
@@ -82,12 +82,16 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServiceServicer):
         context: grpc.aio.ServicerContext,
         method: str,
         call: Callable[[str, float], Awaitable[T]],
+        *,
+        company_id: int = 0,
         reference: str = "",
     ) -> T:
-        """Run one use case with the caller's trace and deadline; log one line."""
+        """Run one use case with the caller's trace and deadline; count it and
+        log one line."""
         started = time.perf_counter()
         trace_id = ""
         outcome = "OK"
+        metrics.IN_FLIGHT.labels(method).inc()
         try:
             trace_id = _trace_of(context)
             deadline = self._deadline(context)
@@ -114,13 +118,25 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServiceServicer):
             await context.abort(status.code, status.details, status.trailing_metadata)
             raise
         finally:
+            elapsed = time.perf_counter() - started
+            outcome = outcome.removeprefix("OUTCOME_")
+            metrics.IN_FLIGHT.labels(method).dec()
+            metrics.LATENCY.labels(method).observe(elapsed)
+            metrics.REQUESTS.labels(method, outcome).inc()
             log.info(
-                "%s trace=%s ref=%s outcome=%s ms=%.1f",
+                "%s %s",
                 method,
-                trace_id,
-                reference,
-                outcome.removeprefix("OUTCOME_"),
-                (time.perf_counter() - started) * 1000,
+                outcome,
+                extra={
+                    "fields": {
+                        "method": method,
+                        "trace": trace_id,
+                        "company_id": company_id,
+                        "reference": reference,
+                        "outcome": outcome,
+                        "duration_ms": round(elapsed * 1000, 2),
+                    }
+                },
             )
 
     def _deadline(self, context: grpc.aio.ServicerContext) -> float:
@@ -139,7 +155,13 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServiceServicer):
             )
             return pb.OpenAccountResponse(created=created, balance=_balance(balance))
 
-        return await self._answer(context, "OpenAccount", call, request.account.customer)
+        return await self._answer(
+            context,
+            "OpenAccount",
+            call,
+            company_id=request.account.company_id,
+            reference=request.account.customer,
+        )
 
     async def Deposit(
         self, request: pb.DepositRequest, context: grpc.aio.ServicerContext
@@ -154,6 +176,8 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServiceServicer):
                 trace_id,
                 deadline,
             )
+            if result.outcome == pb.OUTCOME_APPLIED and not result.replayed:
+                metrics.money_moved(request.account.currency, "deposit", result.amount)
             return pb.DepositResponse(
                 outcome=result.outcome,
                 balance=_balance(result.balance),
@@ -161,7 +185,13 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServiceServicer):
                 conflict_field=result.conflict_field,
             )
 
-        return await self._answer(context, "Deposit", call, request.idempotency_key)
+        return await self._answer(
+            context,
+            "Deposit",
+            call,
+            company_id=request.account.company_id,
+            reference=request.idempotency_key,
+        )
 
     async def Withdraw(
         self, request: pb.WithdrawRequest, context: grpc.aio.ServicerContext
@@ -176,6 +206,8 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServiceServicer):
                 trace_id,
                 deadline,
             )
+            if result.outcome == pb.OUTCOME_APPLIED and not result.replayed:
+                metrics.money_moved(request.account.currency, "withdrawal", result.amount)
             return pb.WithdrawResponse(
                 outcome=result.outcome,
                 balance=_balance(result.balance),
@@ -183,7 +215,13 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServiceServicer):
                 conflict_field=result.conflict_field,
             )
 
-        return await self._answer(context, "Withdraw", call, request.idempotency_key)
+        return await self._answer(
+            context,
+            "Withdraw",
+            call,
+            company_id=request.account.company_id,
+            reference=request.idempotency_key,
+        )
 
     async def GetBalance(
         self, request: pb.GetBalanceRequest, context: grpc.aio.ServicerContext
@@ -194,7 +232,13 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServiceServicer):
             )
             return pb.GetBalanceResponse(balance=_balance(balance))
 
-        return await self._answer(context, "GetBalance", call, request.account.customer)
+        return await self._answer(
+            context,
+            "GetBalance",
+            call,
+            company_id=request.account.company_id,
+            reference=request.account.customer,
+        )
 
     async def Adjust(
         self, request: pb.AdjustRequest, context: grpc.aio.ServicerContext
@@ -217,6 +261,13 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServiceServicer):
                 self._pool, command, self._settings.overtrading_policy, trace_id, deadline
             )
             digits = result.balance.digits
+            if result.outcome == pb.OUTCOME_APPLIED and not result.replayed:
+                operation = pb.OperationType.Name(request.operation_type)
+                metrics.money_moved(
+                    request.account.currency,
+                    operation.removeprefix("OPERATION_TYPE_"),
+                    result.applied_amount,
+                )
             return pb.AdjustResponse(
                 outcome=result.outcome,
                 balance=_balance(result.balance),
@@ -228,7 +279,13 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServiceServicer):
                 conflict_field=result.conflict_field,
             )
 
-        return await self._answer(context, "Adjust", call, request.request_unique_no)
+        return await self._answer(
+            context,
+            "Adjust",
+            call,
+            company_id=request.account.company_id,
+            reference=request.request_unique_no,
+        )
 
     async def CancelAdjustment(
         self, request: pb.CancelAdjustmentRequest, context: grpc.aio.ServicerContext
@@ -249,6 +306,11 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServiceServicer):
                 metadata=request.metadata,
             )
             result = await adjustments.cancel_adjustment(self._pool, command, trace_id, deadline)
+            metrics.CANCELS.labels(pb.Outcome.Name(result.outcome).removeprefix("OUTCOME_")).inc()
+            if result.tombstone_written:
+                metrics.TOMBSTONES.inc()
+            if result.outcome == pb.OUTCOME_REVERSED and not result.replayed:
+                metrics.money_moved(request.account.currency, "reversal", result.reversed_amount)
             return pb.CancelAdjustmentResponse(
                 outcome=result.outcome,
                 balance=_balance(result.balance),
@@ -257,7 +319,13 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServiceServicer):
                 conflict_field=result.conflict_field,
             )
 
-        return await self._answer(context, "CancelAdjustment", call, request.request_unique_no)
+        return await self._answer(
+            context,
+            "CancelAdjustment",
+            call,
+            company_id=request.account.company_id,
+            reference=request.request_unique_no,
+        )
 
     async def GetRequest(
         self, request: pb.GetRequestRequest, context: grpc.aio.ServicerContext
@@ -268,7 +336,13 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServiceServicer):
             )
             return pb.GetRequestResponse(request=_request_record(record))
 
-        return await self._answer(context, "GetRequest", call, request.request_unique_no)
+        return await self._answer(
+            context,
+            "GetRequest",
+            call,
+            company_id=request.account.company_id,
+            reference=request.request_unique_no,
+        )
 
     async def ListJournalEntries(
         self, request: pb.ListJournalEntriesRequest, context: grpc.aio.ServicerContext
@@ -282,7 +356,13 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServiceServicer):
                 next_page_token=next_token,
             )
 
-        return await self._answer(context, "ListJournalEntries", call, request.account.customer)
+        return await self._answer(
+            context,
+            "ListJournalEntries",
+            call,
+            company_id=request.account.company_id,
+            reference=request.account.customer,
+        )
 
 
 def _trace_of(context: grpc.aio.ServicerContext) -> str:

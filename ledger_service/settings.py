@@ -11,6 +11,8 @@
 | LEDGER_DEFAULT_DEADLINE     | 10               | seconds allowed to a call that carries no deadline   |
 | LEDGER_SHUTDOWN_GRACE       | 10               | seconds in-flight calls get to finish on SIGTERM     |
 | LEDGER_LOG_LEVEL            | INFO             | Python logging level                                 |
+| LEDGER_LOG_FORMAT           | text             | `text` (for a terminal) or `json` (one object a line)|
+| LEDGER_METRICS_LISTEN       | 127.0.0.1:9464   | Prometheus /metrics address; empty: no metrics port  |
 """
 
 from __future__ import annotations
@@ -35,14 +37,17 @@ class Settings:
     default_deadline: float = 10.0
     shutdown_grace: float = 10.0
     log_level: str = "INFO"
+    log_format: str = "text"
+    metrics_listen: str = "127.0.0.1:9464"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
         values: dict[str, object] = {}
         for field in fields(cls):
             raw = env.get("LEDGER_" + field.name.upper())
-            if raw is not None and raw != "":
-                values[field.name] = _convert(field.name, raw)
+            if raw is None or (raw == "" and not isinstance(field.default, str)):
+                continue
+            values[field.name] = _convert(field.name, raw)
         return cls(**values)  # type: ignore[arg-type]
 
     def with_flags(self, flags: argparse.Namespace) -> Settings:
@@ -85,3 +90,7 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--default-deadline", help="seconds (LEDGER_DEFAULT_DEADLINE)")
     parser.add_argument("--shutdown-grace", help="seconds (LEDGER_SHUTDOWN_GRACE)")
     parser.add_argument("--log-level", help="LEDGER_LOG_LEVEL")
+    parser.add_argument("--log-format", choices=["text", "json"], help="LEDGER_LOG_FORMAT")
+    parser.add_argument(
+        "--metrics-listen", help="host:port, or '' for none (LEDGER_METRICS_LISTEN)"
+    )

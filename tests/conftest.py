@@ -111,6 +111,7 @@ class LedgerProcess:
 
     target: str
     database_url: str
+    metrics_url: str
     env: dict[str, str]
     log_path: Path
     process: subprocess.Popen[bytes] | None = None
@@ -169,9 +170,11 @@ def ledger_factory(
     logs = tmp_path_factory.mktemp("ledger-logs")
 
     def make(**settings: str) -> LedgerProcess:
+        metrics_listen = f"127.0.0.1:{free_port()}"
         env = {
             **os.environ,
             "LEDGER_DATABASE_URL": database_url,
+            "LEDGER_METRICS_LISTEN": metrics_listen,
             "LEDGER_POOL_MIN_SIZE": "1",
             "LEDGER_POOL_MAX_SIZE": "10",
             "LEDGER_SHUTDOWN_GRACE": "5",
@@ -180,6 +183,7 @@ def ledger_factory(
         ledger = LedgerProcess(
             f"127.0.0.1:{free_port()}",
             database_url,
+            f"http://{metrics_listen}/metrics",
             env,
             logs / f"ledger-{len(made)}.log",
         )

@@ -1,0 +1,77 @@
+"""The ledger service's Prometheus metrics, all in one place.
+
+They live in prometheus_client's default registry (the library's idiom), and
+are served by `serve_metrics` on the ledger's own HTTP port.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from decimal import Decimal
+
+import asyncpg
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+REQUESTS = Counter(
+    "ledger_requests_total", "gRPC calls answered, by method and outcome", ["method", "outcome"]
+)
+LATENCY = Histogram(
+    "ledger_request_seconds",
+    "Time to answer a gRPC call, by method",
+    ["method"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+IN_FLIGHT = Gauge("ledger_requests_in_flight", "gRPC calls being answered", ["method"])
+MONEY_MOVED = Counter(
+    "ledger_money_moved_total",
+    "Absolute amount moved in balances, by currency and operation "
+    "(OPEN_POSITION, NORMAL_CLOSE, ABNORMAL_OVERTRADING, reversal, deposit, withdrawal)",
+    ["currency", "operation"],
+)
+TOMBSTONES = Counter(
+    "ledger_tombstones_total", "Tombstones written by cancels of never-received requests"
+)
+CANCELS = Counter("ledger_cancels_total", "Cancels answered, by outcome", ["outcome"])
+TRANSACTION_RETRIES = Counter(
+    "ledger_transaction_retries_total",
+    "Transactions run again, by reason (conflict: deadlock, serialization or "
+    "unique-key race; unavailable: database connection lost)",
+    ["reason"],
+)
+DEADLINE_EXPIRIES = Counter(
+    "ledger_deadline_expiries_total", "Calls whose deadline ran out inside the ledger"
+)
+
+
+def money_moved(currency: str, operation: str, amount: Decimal) -> None:
+    if amount:
+        MONEY_MOVED.labels(currency, operation).inc(float(abs(amount)))
+
+
+class PoolCollector(Collector):
+    """Reads the asyncpg pool's size at scrape time."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        size = self._pool.get_size()
+        idle = self._pool.get_idle_size()
+        yield GaugeMetricFamily("ledger_db_pool_size", "Open database connections", value=size)
+        yield GaugeMetricFamily(
+            "ledger_db_pool_in_use", "Database connections lent out", value=size - idle
+        )
+        yield GaugeMetricFamily(
+            "ledger_db_pool_max_size",
+            "Most database connections allowed",
+            value=self._pool.get_max_size(),
+        )
+
+
+def serve_metrics(listen: str, pool: asyncpg.Pool) -> None:
+    """Serve /metrics on listen ("host:port") from a background thread."""
+    REGISTRY.register(PoolCollector(pool))
+    host, _, port = listen.rpartition(":")
+    start_http_server(int(port), addr=host or "127.0.0.1")
