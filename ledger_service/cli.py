@@ -27,7 +27,10 @@ def main(argv: list[str] | None = None) -> int:
         applied = asyncio.run(server.migrate(server.database_url(settings)))
         print("applied: " + ", ".join(applied) if applied else "the database is up to date")
         return 0
-    asyncio.run(server.serve(settings))
+    try:
+        asyncio.run(server.serve(settings))
+    except (ValueError, OSError) as error:  # bad TLS files, unusable address
+        parser.exit(2, f"ledger-service: error: {error}\n")
     return 0
 
 

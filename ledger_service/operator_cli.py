@@ -7,10 +7,12 @@ Exit status: 0 on success, 1 when the ledger refused (its outcome is printed),
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import sys
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -19,7 +21,10 @@ from grpc_status import rpc_status
 from protos.ledger.v1 import ledger_pb2 as pb
 from protos.ledger.v1 import ledger_pb2_grpc
 
+from .client import ChannelSecurity, open_channel
+
 _OK_OUTCOMES = {pb.OUTCOME_APPLIED, pb.OUTCOME_UNSPECIFIED}
+Command = Callable[[Any, argparse.Namespace], Awaitable[str]]
 
 
 class Refused(Exception):
@@ -42,8 +47,8 @@ def _show_balance(balance: pb.Balance) -> str:
     return f"{key.company_id}/{key.customer} {balance.amount} {key.currency}{user}"
 
 
-def open_account(stub: Any, flags: argparse.Namespace) -> str:
-    answer = stub.OpenAccount(
+async def open_account(stub: Any, flags: argparse.Namespace) -> str:
+    answer = await stub.OpenAccount(
         pb.OpenAccountRequest(
             account=_account(flags), digits=flags.digits, user_name=flags.user_name or ""
         ),
@@ -53,10 +58,10 @@ def open_account(stub: Any, flags: argparse.Namespace) -> str:
     return f"{verb}: {_show_balance(answer.balance)}"
 
 
-def _funding(method: str) -> Callable[[Any, argparse.Namespace], str]:
-    def run(stub: Any, flags: argparse.Namespace) -> str:
+def _funding(method: str) -> Command:
+    async def run(stub: Any, flags: argparse.Namespace) -> str:
         request_type = pb.DepositRequest if method == "Deposit" else pb.WithdrawRequest
-        answer = getattr(stub, method)(
+        answer = await getattr(stub, method)(
             request_type(
                 account=_account(flags),
                 amount=flags.amount,
@@ -76,13 +81,15 @@ def _funding(method: str) -> Callable[[Any, argparse.Namespace], str]:
     return run
 
 
-def balance(stub: Any, flags: argparse.Namespace) -> str:
-    answer = stub.GetBalance(pb.GetBalanceRequest(account=_account(flags)), timeout=flags.timeout)
+async def balance(stub: Any, flags: argparse.Namespace) -> str:
+    answer = await stub.GetBalance(
+        pb.GetBalanceRequest(account=_account(flags)), timeout=flags.timeout
+    )
     return _show_balance(answer.balance)
 
 
-def statement(stub: Any, flags: argparse.Namespace) -> str:
-    answer = stub.ListJournalEntries(
+async def statement(stub: Any, flags: argparse.Namespace) -> str:
+    answer = await stub.ListJournalEntries(
         pb.ListJournalEntriesRequest(
             account=_account(flags), page_size=flags.limit, page_token=flags.before or ""
         ),
@@ -115,11 +122,12 @@ def statement(stub: Any, flags: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
-def request(stub: Any, flags: argparse.Namespace) -> str:
-    record = stub.GetRequest(
+async def request(stub: Any, flags: argparse.Namespace) -> str:
+    answer = await stub.GetRequest(
         pb.GetRequestRequest(account=_account(flags), request_unique_no=flags.number),
         timeout=flags.timeout,
-    ).request
+    )
+    record = answer.request
     fields = [
         ("kind", pb.RequestKind.Name(record.kind).removeprefix("REQUEST_KIND_").lower()),
         ("outcome", _outcome(record.outcome)),
@@ -150,9 +158,13 @@ def _parser() -> argparse.ArgumentParser:
         help="ledger service address (LEDGER_TARGET, default 127.0.0.1:50051)",
     )
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds per call")
+    parser.add_argument("--tls-ca", help="CA of the ledger's TLS certificate (LEDGER_TLS_CA)")
+    parser.add_argument("--tls-cert", help="client certificate for mTLS (LEDGER_TLS_CLIENT_CERT)")
+    parser.add_argument("--tls-key", help="client key for mTLS (LEDGER_TLS_CLIENT_KEY)")
+    parser.add_argument("--token-file", help="file holding a bearer token (or set LEDGER_TOKEN)")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    def command(name: str, run: Callable[[Any, argparse.Namespace], str], help_text: str) -> Any:
+    def command(name: str, run: Command, help_text: str) -> Any:
         sub = commands.add_parser(name, help=help_text)
         sub.add_argument("--company-id", type=int, required=True)
         sub.add_argument("--customer", required=True, help="TradeBoss thirdServerCode")
@@ -181,19 +193,43 @@ def main(argv: list[str] | None = None) -> int:
     flags = _parser().parse_args(argv)
     if getattr(flags, "key", "") is None:
         flags.key = f"cli-{uuid.uuid4()}"
-    with grpc.insecure_channel(flags.target) as channel:
+    try:
+        security = _security(flags)
+    except OSError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return asyncio.run(_run(flags, security))
+
+
+def _security(flags: argparse.Namespace) -> ChannelSecurity:
+    def path(flag: str | None, variable: str) -> Path | None:
+        value = flag or os.environ.get(variable, "")
+        return Path(value) if value else None
+
+    token_file = path(flags.token_file, "LEDGER_TOKEN_FILE")
+    token = token_file.read_text().strip() if token_file else os.environ.get("LEDGER_TOKEN", "")
+    return ChannelSecurity(
+        tls_ca=path(flags.tls_ca, "LEDGER_TLS_CA"),
+        tls_cert=path(flags.tls_cert, "LEDGER_TLS_CLIENT_CERT"),
+        tls_key=path(flags.tls_key, "LEDGER_TLS_CLIENT_KEY"),
+        token=token,
+    )
+
+
+async def _run(flags: argparse.Namespace, security: ChannelSecurity) -> int:
+    async with open_channel(flags.target, security) as channel:
         stub = ledger_pb2_grpc.LedgerServiceStub(channel)
         try:
-            print(flags.run(stub, flags))
+            print(await flags.run(stub, flags))
         except Refused as refusal:
             print(f"refused: {refusal}", file=sys.stderr)
             return 1
-        except grpc.RpcError as error:
+        except grpc.aio.AioRpcError as error:
             return _report(error, flags.target)
     return 0
 
 
-def _report(error: grpc.RpcError, target: str) -> int:
+def _report(error: grpc.aio.AioRpcError, target: str) -> int:
     code = error.code()
     status = rpc_status.from_call(error)
     if status is not None:
@@ -203,6 +239,9 @@ def _report(error: grpc.RpcError, target: str) -> int:
                 field = f" [{found.field}]" if found.field else ""
                 print(f"error: {_outcome(found.outcome)}{field}: {found.message}", file=sys.stderr)
                 return 3 if found.outcome == pb.OUTCOME_UNAVAILABLE else 1
+    if code == grpc.StatusCode.UNAUTHENTICATED:
+        print(f"error: the ledger refused the credentials: {error.details()}", file=sys.stderr)
+        return 1
     if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
         print(f"error: cannot reach the ledger at {target}: {error.details()}", file=sys.stderr)
         return 3

@@ -13,7 +13,7 @@ from grpc_reflection.v1alpha import reflection
 
 from protos.ledger.v1 import ledger_pb2, ledger_pb2_grpc
 
-from . import database, embedded_pg, metrics, migrations
+from . import database, embedded_pg, metrics, migrations, security
 from .servicer import LedgerServicer
 from .settings import Settings
 
@@ -40,7 +40,13 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
     url = database_url(settings)
     await migrate(url)
     pool = await database.create_pool(url, settings.pool_min_size, settings.pool_max_size)
-    server = grpc.aio.server()
+    tokens = security.TokenSource(settings.auth_tokens, settings.auth_tokens_file)
+    credentials = security.server_credentials(
+        settings.tls_cert, settings.tls_key, settings.tls_client_ca
+    )
+    server = grpc.aio.server(
+        interceptors=[security.BearerTokenInterceptor(tokens)] if tokens.enabled else None
+    )
     ledger_pb2_grpc.add_LedgerServiceServicer_to_server(LedgerServicer(pool, settings), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -54,13 +60,21 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
     )
     if settings.metrics_listen:
         metrics.serve_metrics(settings.metrics_listen, pool)
-    port = server.add_insecure_port(settings.listen)
+    if credentials is None:
+        port = server.add_insecure_port(settings.listen)
+    else:
+        port = server.add_secure_port(settings.listen, credentials)
     if port == 0:
         raise SystemExit(f"cannot listen on {settings.listen}")
     await server.start()
     for name in ("", SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    log.info("ledger service listening on %s", settings.listen)
+    log.info(
+        "ledger service listening on %s (%s%s)",
+        settings.listen,
+        "plaintext" if credentials is None else "TLS",
+        ", client certificates required" if settings.tls_client_ca else "",
+    )
     if ready is not None:
         ready.set()
 

@@ -13,6 +13,13 @@
 | LEDGER_LOG_LEVEL            | INFO             | Python logging level                                 |
 | LEDGER_LOG_FORMAT           | text             | `text` (for a terminal) or `json` (one object a line)|
 | LEDGER_METRICS_LISTEN       | 127.0.0.1:9464   | Prometheus /metrics address; empty: no metrics port  |
+| LEDGER_TLS_CERT, _KEY       | (none)           | PEM files: serve TLS instead of plaintext            |
+| LEDGER_TLS_CLIENT_CA        | (none)           | PEM CA: require client certificates it signed (mTLS) |
+| LEDGER_AUTH_TOKENS          | (none)           | comma-separated bearer tokens accepted               |
+| LEDGER_AUTH_TOKENS_FILE     | (none)           | file of accepted tokens, one a line, re-read on change |
+
+With any token configured, every call but health checks needs
+`authorization: Bearer <token>`.
 """
 
 from __future__ import annotations
@@ -39,6 +46,11 @@ class Settings:
     log_level: str = "INFO"
     log_format: str = "text"
     metrics_listen: str = "127.0.0.1:9464"
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None
+    auth_tokens: str = ""
+    auth_tokens_file: Path | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
@@ -59,13 +71,16 @@ class Settings:
         return Settings(**{**self.__dict__, **values})
 
 
+_PATHS = {"data_dir", "tls_cert", "tls_key", "tls_client_ca", "auth_tokens_file"}
+
+
 def _convert(name: str, raw: object) -> object:
     default = Settings.__dataclass_fields__[name].default
     if isinstance(raw, str):
+        if name in _PATHS:
+            return Path(raw) if raw else None
         if isinstance(default, OvertradingPolicy):
             return OvertradingPolicy(raw.lower())
-        if isinstance(default, Path):
-            return Path(raw)
         if isinstance(default, bool):
             return raw.lower() in ("1", "true", "yes")
         if isinstance(default, int):
