@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import csv
 import os
 import sys
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -150,6 +152,100 @@ async def request(stub: Any, flags: argparse.Namespace) -> str:
     return "\n".join(f"{name:>13}: {value}" for name, value in fields if value)
 
 
+async def reconcile(stub: Any, flags: argparse.Namespace) -> str:
+    """Print each discrepancy as it streams in; refuse (exit 1) if there was any."""
+    call = stub.Reconcile(pb.ReconcileRequest(company_id=flags.company_id or 0))
+    summary = pb.ReconcileSummary()
+    async for item in call:
+        if item.HasField("summary"):
+            summary = item.summary
+            continue
+        found = item.discrepancy
+        key = found.account
+        where = f"{key.company_id}/{key.customer}/{key.currency}"
+        if found.request_unique_no:
+            where += f" request {found.request_unique_no}"
+        if found.entry_no:
+            where += f" entry {found.entry_no}"
+        print(f"{found.check}: {where}: {found.detail}", flush=True)
+    report = (
+        f"checked {summary.accounts_checked} accounts, {summary.entries_checked} journal "
+        f"entries, {summary.requests_checked} requests: "
+    )
+    if summary.discrepancies:
+        raise Refused(report + f"{summary.discrepancies} discrepancies")
+    return report + "the books balance"
+
+
+EXPORT_COLUMNS = [
+    "company_id",
+    "customer",
+    "currency",
+    "entry_no",
+    "created_at",
+    "cause",
+    "operation_type",
+    "overtrading_policy",
+    "amount",
+    "balance_after",
+    "request_unique_no",
+    "trace_id",
+]
+
+
+async def export(stub: Any, flags: argparse.Namespace) -> str:
+    """Write the period's journal as CSV, batch by batch as it streams in."""
+    request = pb.ExportJournalRequest(company_id=flags.company_id or 0)
+    request.from_time.FromDatetime(_date(flags.from_date))
+    request.to_time.FromDatetime(_date(flags.to_date))
+    # A one-shot command: blocking writes are what it is for.
+    output = open(flags.output, "w", newline="") if flags.output else sys.stdout  # noqa: ASYNC230
+    rows = 0
+    try:
+        writer = csv.writer(output)
+        writer.writerow(EXPORT_COLUMNS)
+        async for batch in stub.ExportJournal(request):
+            for item in batch.entries:
+                entry, key = item.entry, item.account
+                writer.writerow(
+                    [
+                        key.company_id,
+                        key.customer,
+                        key.currency,
+                        entry.entry_no,
+                        entry.created_at.ToJsonString(),
+                        pb.EntryCause.Name(entry.cause).removeprefix("ENTRY_CAUSE_").lower(),
+                        _enum_text(pb.OperationType, entry.operation_type, "OPERATION_TYPE_"),
+                        _enum_text(
+                            pb.OvertradingPolicy, entry.overtrading_policy, "OVERTRADING_POLICY_"
+                        ),
+                        entry.amount,
+                        entry.balance_after,
+                        entry.request_unique_no,
+                        entry.trace_id,
+                    ]
+                )
+            rows += len(batch.entries)
+    finally:
+        if output is not sys.stdout:
+            output.close()
+    summary = f"exported {rows} journal entries from {flags.from_date} to {flags.to_date}"
+    if flags.output:
+        return f"{summary} to {flags.output}"
+    print(summary, file=sys.stderr)
+    return ""
+
+
+def _enum_text(enum: Any, value: int, prefix: str) -> str:
+    return "" if value == 0 else str(enum.Name(value)).removeprefix(prefix)
+
+
+def _date(text: str) -> datetime:
+    """YYYY-MM-DD (midnight UTC) or an ISO 8601 time; naive times are UTC."""
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ledger", description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -186,6 +282,18 @@ def _parser() -> argparse.ArgumentParser:
     listed.add_argument("--before", help="continue below this entry number")
     looked_up = command("request", request, "show what the ledger knows of a request number")
     looked_up.add_argument("--number", required=True)
+
+    checked = commands.add_parser(
+        "reconcile", help="check every wallet's books; exit 1 on any discrepancy"
+    )
+    checked.add_argument("--company-id", type=int, help="only this company")
+    checked.set_defaults(run=reconcile)
+    exported = commands.add_parser("export", help="write a period's journal as CSV")
+    exported.add_argument("--from", dest="from_date", required=True, help="YYYY-MM-DD, inclusive")
+    exported.add_argument("--to", dest="to_date", required=True, help="YYYY-MM-DD, exclusive")
+    exported.add_argument("--company-id", type=int, help="only this company")
+    exported.add_argument("--output", help="CSV file (default: standard output)")
+    exported.set_defaults(run=export)
     return parser
 
 
@@ -220,7 +328,9 @@ async def _run(flags: argparse.Namespace, security: ChannelSecurity) -> int:
     async with open_channel(flags.target, security) as channel:
         stub = ledger_pb2_grpc.LedgerServiceStub(channel)
         try:
-            print(await flags.run(stub, flags))
+            text = await flags.run(stub, flags)
+            if text:
+                print(text)
         except Refused as refusal:
             print(f"refused: {refusal}", file=sys.stderr)
             return 1

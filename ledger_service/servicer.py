@@ -6,9 +6,11 @@ No rule lives here; every decision is in the use cases it calls.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC
 from decimal import Decimal
 from typing import TypeVar
 
@@ -21,7 +23,16 @@ from grpc_status import rpc_status
 from protos.ledger.v1 import ledger_pb2 as pb
 from protos.ledger.v1 import ledger_pb2_grpc
 
-from . import accounts, adjustments, funding, journal, metrics, request_records, validation
+from . import (
+    accounts,
+    adjustments,
+    funding,
+    journal,
+    metrics,
+    reconciliation,
+    request_records,
+    validation,
+)
 from .errors import LedgerError
 from .model import AccountKey, AdjustCommand, Balance, CancelCommand
 from .money import OvertradingPolicy, format_amount
@@ -364,6 +375,76 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServiceServicer):
             reference=request.account.customer,
         )
 
+    async def Reconcile(
+        self, request: pb.ReconcileRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.ReconcileResponse]:
+        log.info("reconciliation started (company %s)", request.company_id or "all")
+        async with _streaming_errors(context):
+            async for item in reconciliation.reconcile(self._pool, request.company_id):
+                if isinstance(item, reconciliation.Discrepancy):
+                    yield pb.ReconcileResponse(
+                        discrepancy=pb.Discrepancy(
+                            check=item.check,
+                            account=_key_pb(item.account),
+                            request_unique_no=item.request_unique_no,
+                            entry_no=item.entry_no,
+                            detail=item.detail,
+                        )
+                    )
+                else:
+                    log.info("reconciliation done: %s", item)
+                    yield pb.ReconcileResponse(
+                        summary=pb.ReconcileSummary(
+                            accounts_checked=item.accounts,
+                            entries_checked=item.entries,
+                            requests_checked=item.requests,
+                            discrepancies=item.discrepancies,
+                        )
+                    )
+
+    async def ExportJournal(
+        self, request: pb.ExportJournalRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.ExportJournalResponse]:
+        if not (request.HasField("from_time") and request.HasField("to_time")):
+            status = error_status(
+                LedgerError(pb.OUTCOME_INVALID_ARGUMENT, "from_time and to_time are required")
+            )
+            await context.abort(status.code, status.details, status.trailing_metadata)
+        from_time = request.from_time.ToDatetime(tzinfo=UTC)
+        to_time = request.to_time.ToDatetime(tzinfo=UTC)
+        batch: list[pb.ExportedEntry] = []
+        async with _streaming_errors(context):
+            async for entry in reconciliation.export_journal(
+                self._pool, from_time, to_time, request.company_id
+            ):
+                batch.append(_exported_entry(entry))
+                if len(batch) == _EXPORT_BATCH:
+                    yield pb.ExportJournalResponse(entries=batch)
+                    batch = []
+            if batch:
+                yield pb.ExportJournalResponse(entries=batch)
+
+
+_EXPORT_BATCH = 500
+
+
+@contextlib.asynccontextmanager
+async def _streaming_errors(context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
+    """Streams run outside run_transaction; map a lost database the same way."""
+    try:
+        yield
+    except (OSError, asyncpg.exceptions.PostgresConnectionError) as error:
+        log.warning("stream aborted: %r", error)
+        status = error_status(LedgerError(pb.OUTCOME_UNAVAILABLE, "the database is unavailable"))
+        await context.abort(status.code, status.details, status.trailing_metadata)
+
+
+def _exported_entry(entry: reconciliation.ExportedEntry) -> pb.ExportedEntry:
+    return pb.ExportedEntry(
+        account=_key_pb(entry.account),
+        entry=_journal_entry(entry, entry.digits),
+    )
+
 
 def _trace_of(context: grpc.aio.ServicerContext) -> str:
     for key, value in context.invocation_metadata() or ():
@@ -432,7 +513,9 @@ def _request_record(record: request_records.RequestRecord) -> pb.RequestRecord:
     )
 
 
-def _journal_entry(entry: journal.Entry, digits: int) -> pb.JournalEntry:
+def _journal_entry(
+    entry: journal.Entry | reconciliation.ExportedEntry, digits: int
+) -> pb.JournalEntry:
     return pb.JournalEntry(
         entry_no=entry.entry_no,
         amount=format_amount(entry.amount, digits),

@@ -1,0 +1,163 @@
+"""Proving the books: reconciliation checks and the journal export, both
+streamed from one consistent snapshot so millions of rows never sit in memory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+import asyncpg
+
+from .model import AccountKey
+
+# Each check yields the rows that break it, in one shape:
+# (company_id, customer, currency, request_unique_no, entry_no, detail).
+# $1 is a company id, 0 for every company.
+CHECKS: dict[str, str] = {
+    # balance = sum of the journal; entry_count = number of entries = last entry_no.
+    "balance": """
+        SELECT a.company_id, a.customer, a.currency, '' AS request_unique_no, 0::bigint AS entry_no,
+               format('balance %s, journal sum %s, entry_count %s, entries %s, last entry %s',
+                      a.balance, coalesce(j.total, 0), a.entry_count,
+                      coalesce(j.entries, 0), coalesce(j.last_no, 0)) AS detail
+        FROM accounts a
+        LEFT JOIN (SELECT company_id, customer, currency, sum(amount) AS total,
+                          count(*) AS entries, max(entry_no) AS last_no
+                   FROM journal_entries WHERE $1 = 0 OR company_id = $1
+                   GROUP BY 1, 2, 3) j USING (company_id, customer, currency)
+        WHERE ($1 = 0 OR a.company_id = $1)
+          AND (a.balance <> coalesce(j.total, 0) OR a.entry_count <> coalesce(j.entries, 0)
+               OR a.entry_count <> coalesce(j.last_no, 0))""",
+    # Each entry's balance_after is the running sum of the entries up to it.
+    "running_balance": """
+        SELECT company_id, customer, currency, request_unique_no, entry_no,
+               format('balance_after %s, running sum %s', balance_after, running) AS detail
+        FROM (SELECT *, sum(amount) OVER (PARTITION BY company_id, customer, currency
+                                          ORDER BY entry_no) AS running
+              FROM journal_entries WHERE $1 = 0 OR company_id = $1) e
+        WHERE balance_after <> running""",
+    # Applied adjustments, deposits, withdrawals and reversing cancels have
+    # exactly one entry under their number; every other request none.
+    "entries_per_request": """
+        SELECT r.company_id, r.customer, r.currency, r.request_unique_no, 0::bigint AS entry_no,
+               format('%s %s has %s journal entries', r.kind, r.outcome, count(j.entry_no))
+        FROM requests r
+        LEFT JOIN journal_entries j
+          ON j.company_id = r.company_id AND j.customer = r.customer
+         AND j.currency = r.currency AND j.request_unique_no = r.request_unique_no
+        WHERE $1 = 0 OR r.company_id = $1
+        GROUP BY r.company_id, r.customer, r.currency, r.request_unique_no, r.kind, r.outcome
+        HAVING count(j.entry_no) <> CASE WHEN r.outcome IN ('APPLIED', 'REVERSED') THEN 1 ELSE 0 END""",
+    # An entry without its request record would be a half-applied request.
+    "orphan_entry": """
+        SELECT j.company_id, j.customer, j.currency, j.request_unique_no, j.entry_no,
+               format('%s entry of %s has no request record', j.cause, j.amount)
+        FROM journal_entries j
+        LEFT JOIN requests r
+          ON r.company_id = j.company_id AND r.customer = j.customer
+         AND r.request_unique_no = j.request_unique_no
+        WHERE ($1 = 0 OR j.company_id = $1) AND r.request_unique_no IS NULL""",
+    # A reversed adjustment names the cancel that reversed it, and that cancel
+    # says REVERSED and names it back.
+    "reversal_link": """
+        SELECT a.company_id, a.customer, a.currency, a.request_unique_no, 0::bigint,
+               format('reversed_by %s, but that cancel is %s', a.reversed_by,
+                      coalesce(c.outcome || ' naming ' || c.reverse_request_unique_no, 'missing'))
+        FROM requests a
+        LEFT JOIN requests c
+          ON c.company_id = a.company_id AND c.customer = a.customer
+         AND c.request_unique_no = a.reversed_by
+        WHERE ($1 = 0 OR a.company_id = $1) AND a.reversed_by IS NOT NULL
+          AND (c.request_unique_no IS NULL OR c.outcome <> 'REVERSED'
+               OR c.reverse_request_unique_no <> a.request_unique_no)""",
+}
+
+_COUNTS = """
+SELECT (SELECT count(*) FROM accounts WHERE $1 = 0 OR company_id = $1),
+       (SELECT count(*) FROM journal_entries WHERE $1 = 0 OR company_id = $1),
+       (SELECT count(*) FROM requests WHERE $1 = 0 OR company_id = $1)"""
+
+_EXPORT = """
+SELECT j.company_id, j.customer, j.currency, a.digits, j.entry_no, j.amount, j.balance_after,
+       j.cause, j.request_unique_no, j.operation_type, j.overtrading_policy, j.trace_id,
+       j.created_at
+FROM journal_entries j JOIN accounts a USING (company_id, customer, currency)
+WHERE j.created_at >= $1 AND j.created_at < $2 AND ($3 = 0 OR j.company_id = $3)
+ORDER BY j.created_at, j.company_id, j.customer, j.currency, j.entry_no"""
+
+_PREFETCH = 1000
+
+
+@dataclass(frozen=True)
+class Discrepancy:
+    check: str
+    account: AccountKey
+    request_unique_no: str
+    entry_no: int
+    detail: str
+
+
+@dataclass(frozen=True)
+class Summary:
+    accounts: int
+    entries: int
+    requests: int
+    discrepancies: int
+
+
+@dataclass(frozen=True)
+class ExportedEntry:
+    account: AccountKey
+    digits: int
+    entry_no: int
+    amount: Decimal
+    balance_after: Decimal
+    cause: str
+    request_unique_no: str
+    operation_type: str | None
+    overtrading_policy: str | None
+    trace_id: str
+    created_at: datetime
+
+
+async def reconcile(pool: asyncpg.Pool, company_id: int) -> AsyncIterator[Discrepancy | Summary]:
+    """Yield every discrepancy, then one Summary."""
+    found = 0
+    async with pool.acquire() as connection, _snapshot(connection):
+        counts = await connection.fetchrow(_COUNTS, company_id)
+        assert counts is not None
+        accounts, entries, requests = counts
+        for check, query in CHECKS.items():
+            async for row in connection.cursor(query, company_id, prefetch=_PREFETCH):
+                found += 1
+                yield Discrepancy(check, AccountKey(row[0], row[1], row[2]), row[3], row[4], row[5])
+    yield Summary(accounts, entries, requests, found)
+
+
+async def export_journal(
+    pool: asyncpg.Pool, from_time: datetime, to_time: datetime, company_id: int
+) -> AsyncIterator[ExportedEntry]:
+    async with pool.acquire() as connection, _snapshot(connection):
+        async for row in connection.cursor(
+            _EXPORT, from_time, to_time, company_id, prefetch=_PREFETCH
+        ):
+            yield ExportedEntry(
+                AccountKey(row["company_id"], row["customer"], row["currency"]),
+                row["digits"],
+                row["entry_no"],
+                row["amount"],
+                row["balance_after"],
+                row["cause"],
+                row["request_unique_no"],
+                row["operation_type"],
+                row["overtrading_policy"],
+                row["trace_id"],
+                row["created_at"],
+            )
+
+
+def _snapshot(connection: asyncpg.pool.PoolConnectionProxy) -> asyncpg.transaction.Transaction:
+    """Every query of a run sees the same committed state, whatever commits meanwhile."""
+    return connection.transaction(isolation="repeatable_read", readonly=True)

@@ -1,0 +1,140 @@
+"""`ledger reconcile` and `ledger export`: streamed, and right."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from .conftest import ROOT, unique
+from .ledger_calls import OPEN, adjust_request, cancel_request
+
+BULK_COMPANY = 998
+BULK_ENTRIES = 100_000
+
+
+def _cli(target: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ledger_service.operator_cli", "--target", target, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+
+
+@pytest.fixture(scope="module")
+async def bulk_wallet(db):
+    """A wallet with 100,000 consistent journal entries, written straight in SQL."""
+    customer = unique("bulk")
+    async with db.acquire() as connection, connection.transaction():
+        await connection.execute(
+            """INSERT INTO accounts (company_id, customer, currency, digits, balance, entry_count)
+               VALUES ($1, $2, 'USD', 2, $3::bigint, $3::bigint)""",
+            BULK_COMPANY,
+            customer,
+            BULK_ENTRIES,
+        )
+        await connection.execute(
+            """INSERT INTO requests (company_id, customer, request_unique_no, kind, currency,
+                                     outcome, amount, amount_digits, applied_amount, balance_after)
+               SELECT $1, $2, 'bulk-' || g, 'deposit', 'USD', 'APPLIED', 1, 2, 1, g
+               FROM generate_series(1, $3) g""",
+            BULK_COMPANY,
+            customer,
+            BULK_ENTRIES,
+        )
+        await connection.execute(
+            """INSERT INTO journal_entries (company_id, customer, currency, entry_no, amount,
+                                            balance_after, cause, request_unique_no)
+               SELECT $1, $2, 'USD', g, 1, g, 'deposit', 'bulk-' || g
+               FROM generate_series(1, $3) g""",
+            BULK_COMPANY,
+            customer,
+            BULK_ENTRIES,
+        )
+    return customer
+
+
+async def test_reconcile_passes_on_sound_books(
+    ledger_server, ledger_stub, open_wallet, bulk_wallet
+):
+    wallet = await open_wallet(balance="50.00")
+    execute = adjust_request(wallet, "5.00", OPEN)
+    await ledger_stub.Adjust(execute)
+    await ledger_stub.CancelAdjustment(cancel_request(wallet, execute.request_unique_no, "5.00"))
+    done = await asyncio.to_thread(_cli, ledger_server.target, "reconcile")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "the books balance" in done.stdout
+    only_bulk = await asyncio.to_thread(
+        _cli, ledger_server.target, "reconcile", "--company-id", str(BULK_COMPANY)
+    )
+    assert f"{BULK_ENTRIES} journal entries" in only_bulk.stdout
+
+
+async def test_reconcile_reports_a_tampered_balance_and_exits_non_zero(
+    ledger_server, open_wallet, db
+):
+    wallet = await open_wallet(balance="50.00", company_id=997)
+    where = "company_id = $1 AND customer = $2 AND currency = $3"
+    key = (wallet.company_id, wallet.customer, wallet.currency)
+    async with db.acquire() as connection:
+        await connection.execute(f"UPDATE accounts SET balance = balance + 1 WHERE {where}", *key)
+    try:
+        found = await asyncio.to_thread(
+            _cli, ledger_server.target, "reconcile", "--company-id", "997"
+        )
+    finally:
+        async with db.acquire() as connection:
+            await connection.execute(
+                f"UPDATE accounts SET balance = balance - 1 WHERE {where}", *key
+            )
+    assert found.returncode == 1
+    assert f"balance: 997/{wallet.customer}/USD: balance 51.00, journal sum 50.00" in found.stdout
+    assert "1 discrepancies" in found.stderr
+
+
+async def test_export_streams_a_period_as_csv(ledger_server, bulk_wallet, tmp_path):
+    today = datetime.now(UTC).date()
+    output = tmp_path / "journal.csv"
+    done = await asyncio.to_thread(
+        _cli,
+        ledger_server.target,
+        "export",
+        "--company-id",
+        str(BULK_COMPANY),
+        "--from",
+        str(today),
+        "--to",
+        str(today + timedelta(days=1)),
+        "--output",
+        str(output),
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"exported {BULK_ENTRIES} journal entries" in done.stdout
+    with output.open(newline="") as exported:
+        rows = list(csv.DictReader(exported))
+    assert len(rows) == BULK_ENTRIES
+    assert rows[0]["amount"] == "1.00" and rows[-1]["balance_after"] == f"{BULK_ENTRIES}.00"
+    assert [int(r["entry_no"]) for r in rows[:3]] == [1, 2, 3]
+
+    empty = await asyncio.to_thread(
+        _cli,
+        ledger_server.target,
+        "export",
+        "--company-id",
+        str(BULK_COMPANY),
+        "--from",
+        "2020-01-01",
+        "--to",
+        "2020-02-01",
+    )
+    assert empty.returncode == 0
+    assert empty.stdout.splitlines() == [
+        "company_id,customer,currency,entry_no,created_at,cause,operation_type,"
+        "overtrading_policy,amount,balance_after,request_unique_no,trace_id"
+    ]
