@@ -4,10 +4,13 @@ operator CLI and graceful shutdown, each against a real process."""
 from __future__ import annotations
 
 import asyncio
+import signal
 import subprocess
 import sys
+import urllib.request
 
 import grpc
+import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
@@ -137,26 +140,77 @@ async def test_migrate_is_idempotent(database_url, ledger_server, db):
 
 
 async def test_sigterm_drains_in_flight_calls_and_exits_zero(ledger_factory, db):
-    ledger: LedgerProcess = ledger_factory()
+    """SIGTERM: stop accepting, finish what is in flight, close the pool, exit 0."""
+    ledger: LedgerProcess = ledger_factory(shutdown_grace="15")
     ledger.start()
     await ledger.wait_ready()
     async with grpc.aio.insecure_channel(ledger.target) as channel:
         stub = ledger_pb2_grpc.LedgerServiceStub(channel)
         wallet = await make_wallet(stub, balance="500.00")
-        requests = [adjust_request(wallet, "1.00", OPEN) for _ in range(200)]
-        calls = [asyncio.ensure_future(stub.Adjust(r, timeout=20)) for r in requests]
-        await asyncio.sleep(0)  # the calls are on the wire before the signal
-        exit_code = await asyncio.to_thread(ledger.terminate)
-        results = await asyncio.gather(*calls, return_exceptions=True)
-    assert exit_code == 0
-    answered = [r for r in results if isinstance(r, pb.AdjustResponse)]
+        where = "company_id = $1 AND customer = $2 AND currency = $3"
+        async with db.acquire() as blocker:
+            # Hold the wallet's lock so that every debit is still in flight
+            # when the signal arrives.
+            transaction = blocker.transaction()
+            await transaction.start()
+            await blocker.execute(
+                f"SELECT 1 FROM accounts WHERE {where} FOR UPDATE",
+                wallet.company_id,
+                wallet.customer,
+                wallet.currency,
+            )
+            calls = [
+                asyncio.ensure_future(stub.Adjust(adjust_request(wallet, "1.00", OPEN), timeout=30))
+                for _ in range(20)
+            ]
+            await _until(lambda: _in_flight(ledger) == 20)
+            ledger.process.send_signal(signal.SIGTERM)
+            # New calls are refused once draining has begun...
+            with pytest.raises(grpc.aio.AioRpcError):
+                await _until_refused(ledger)
+            await transaction.rollback()
+        # ...and every call that was in flight gets its answer.
+        answers = await asyncio.gather(*calls)
+    assert [a.outcome for a in answers] == [pb.OUTCOME_APPLIED] * 20
+    assert await asyncio.to_thread(ledger.process.wait, 30) == 0
+    assert "ledger service stopped" in ledger.log()
     ledger.start()
     await ledger.wait_ready()
     async with grpc.aio.insecure_channel(ledger.target) as channel:
         stub = ledger_pb2_grpc.LedgerServiceStub(channel)
         balance = await stub.GetBalance(pb.GetBalanceRequest(account=wallet.key))
-    applied = sum(1 for r in answered if r.outcome == pb.OUTCOME_APPLIED)
-    # Every answered debit is in the books; nothing unanswered was applied.
-    assert balance.balance.amount == f"{500 - applied}.00"
+    assert balance.balance.amount == "480.00"
     assert ledger.terminate() == 0
     await assert_books_balance(db)
+
+
+def _in_flight(ledger: LedgerProcess) -> float:
+    with urllib.request.urlopen(ledger.metrics_url, timeout=5) as answer:
+        for line in answer.read().decode().splitlines():
+            if line.startswith('ledger_requests_in_flight{method="Adjust"}'):
+                return float(line.split()[-1])
+    return 0.0
+
+
+async def _until(condition, within: float = 20.0) -> None:
+    loop = asyncio.get_running_loop()
+    give_up_at = loop.time() + within
+    while not await asyncio.to_thread(condition):
+        assert loop.time() < give_up_at, "condition not met in time"
+        await asyncio.sleep(0.05)
+
+
+async def _until_refused(ledger: LedgerProcess, within: float = 10.0) -> None:
+    """Raise the refusal a new call gets from a draining server."""
+    loop = asyncio.get_running_loop()
+    give_up_at = loop.time() + within
+    async with grpc.aio.insecure_channel(ledger.target) as channel:
+        stub = ledger_pb2_grpc.LedgerServiceStub(channel)
+        while loop.time() < give_up_at:
+            key = pb.AccountKey(company_id=1, customer="probe", currency="USD")
+            try:
+                await stub.GetBalance(pb.GetBalanceRequest(account=key), timeout=1)
+            except grpc.aio.AioRpcError as error:
+                if error.code() != grpc.StatusCode.NOT_FOUND:
+                    raise
+            await asyncio.sleep(0.05)
