@@ -1,0 +1,66 @@
+"""Two ledger replicas on one database: the same requests through both apply once."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import grpc
+
+from protos.ledger.v1 import ledger_pb2 as pb
+from protos.ledger.v1 import ledger_pb2_grpc
+
+from .conftest import LedgerProcess, assert_books_balance, make_wallet
+from .ledger_calls import CLOSE, OPEN, adjust_request, cancel_request
+
+
+async def test_same_requests_through_two_replicas_apply_once(ledger_server, ledger_factory, db):
+    second: LedgerProcess = ledger_factory()
+    second.start()
+    await second.wait_ready()
+    try:
+        async with (
+            grpc.aio.insecure_channel(ledger_server.target) as one,
+            grpc.aio.insecure_channel(second.target) as two,
+        ):
+            stubs = [ledger_pb2_grpc.LedgerServiceStub(one), ledger_pb2_grpc.LedgerServiceStub(two)]
+            wallets = [await make_wallet(stubs[0], balance="50.00") for _ in range(4)]
+            executes = [
+                adjust_request(random.choice(wallets), "1.00", random.choice([OPEN, CLOSE]))
+                for _ in range(150)
+            ]
+            by_customer = {w.customer: w for w in wallets}
+            cancels = [
+                cancel_request(by_customer[e.account.customer], e.request_unique_no, "1.00")
+                for e in executes[::3]
+            ]
+            # Every execute and every cancel is delivered to both replicas at once.
+            execute_answers = await asyncio.gather(
+                *(stub.Adjust(e) for e in executes for stub in stubs)
+            )
+            cancel_answers = await asyncio.gather(
+                *(stub.CancelAdjustment(c) for c in cancels for stub in stubs)
+            )
+            for first, repeat in zip(execute_answers[::2], execute_answers[1::2], strict=True):
+                assert first.outcome == repeat.outcome
+                assert first.applied_amount == repeat.applied_amount
+                assert first.replayed != repeat.replayed  # one applied, one replayed
+            for first, repeat in zip(cancel_answers[::2], cancel_answers[1::2], strict=True):
+                assert first.outcome == repeat.outcome
+            # Each wallet: 50 minus opens plus closes, less what the cancels reversed.
+            cancelled = {c.reverse_request_unique_no for c in cancels}
+            for wallet in wallets:
+                expected = 50
+                for execute, answer in zip(executes, execute_answers[::2], strict=True):
+                    if execute.account.customer != wallet.customer:
+                        continue
+                    if (
+                        answer.outcome == pb.OUTCOME_APPLIED
+                        and execute.request_unique_no not in cancelled
+                    ):
+                        expected += -1 if execute.operation_type == OPEN else 1
+                balance = await stubs[1].GetBalance(pb.GetBalanceRequest(account=wallet.key))
+                assert balance.balance.amount == f"{expected}.00"
+    finally:
+        assert second.terminate() == 0
+    await assert_books_balance(db)
