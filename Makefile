@@ -10,7 +10,7 @@ PROTOC := $(BIN)/python -m grpc_tools.protoc -Iprotos=protos --python_out=. --gr
 	--plugin=protoc-gen-mypy=$(BIN)/protoc-gen-mypy --mypy_out=. $(PROTO_SRC)
 
 .DEFAULT_GOAL := help
-.PHONY: help install proto run test lint typecheck clean
+.PHONY: help install proto run test lint typecheck clean bench
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -46,3 +46,6 @@ lint: install ## ruff, mypy and buf lint
 
 clean: ## Remove the virtualenv, generated code and local data
 	rm -rf $(VENV) .ledger $(PROTO_GEN) protos/ledger/v1/ledger_pb2.pyi
+
+bench: install ## Benchmark the whole system against pgbench on the same PostgreSQL (BENCH_ARGS=--quick)
+	$(BIN)/python -m bench $(BENCH_ARGS)

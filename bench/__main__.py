@@ -1,0 +1,354 @@
+"""`make bench`: the whole system against PostgreSQL's own ceiling, in one run.
+
+Starts its own embedded PostgreSQL, ledger service and facade; opens and funds
+the accounts; measures the pgbench baseline, gRPC straight to the ledger, and
+TradeBoss-like HTTP traffic (uniform, at 80% of its peak, and hot accounts);
+checks every answer and then the books; prints a table and writes
+bench/results/<date>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from .baseline import best_baseline
+from .stack import ROOT, Stack
+from .stats import Scenario, summarize
+
+RESULTS = ROOT / "bench" / "results"
+
+
+def _flags(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a smoke run in under a minute")
+    parser.add_argument("--duration", type=float, default=20.0, help="seconds per scenario")
+    parser.add_argument("--accounts", type=int, default=10_000)
+    parser.add_argument("--concurrency", type=int, default=64, help="callers per load process")
+    parser.add_argument("--loaders", type=int, default=1, help="load generator processes")
+    parser.add_argument("--ledgers", type=int, default=1, help="ledger service processes")
+    parser.add_argument("--facades", type=int, default=1, help="facade processes")
+    parser.add_argument("--pool-size", type=int, default=16, help="database pool per ledger")
+    parser.add_argument("--mix", default="70,20,10", help="execute,balance,cancel percentages")
+    parser.add_argument("--hot-accounts", type=int, default=10)
+    parser.add_argument("--hot-share", type=float, default=0.5)
+    parser.add_argument("--pgbench-clients", default="4,8,16,32")
+    parser.add_argument("--output", type=Path, help="JSON file (default bench/results/<date>.json)")
+    flags = parser.parse_args(argv)
+    if flags.quick:
+        flags.duration = min(flags.duration, 4.0)
+        flags.accounts = min(flags.accounts, 300)
+        flags.pgbench_clients = "8"
+    return flags
+
+
+async def _open_accounts(target: str, count: int) -> None:
+    import grpc
+
+    from protos.ledger.v1 import ledger_pb2 as pb
+    from protos.ledger.v1 import ledger_pb2_grpc
+
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = ledger_pb2_grpc.LedgerServiceStub(channel)
+        queue = iter(range(1, count + 1))
+
+        async def worker() -> None:
+            for index in queue:
+                key = pb.AccountKey(company_id=1, customer=f"b-{index}", currency="USD")
+                await stub.OpenAccount(
+                    pb.OpenAccountRequest(account=key, digits=2, user_name=f"u-{index}")
+                )
+                answer = await stub.Deposit(
+                    pb.DepositRequest(
+                        account=key, amount="1000000.00", idempotency_key=f"fund-b-{index}"
+                    )
+                )
+                assert answer.outcome == pb.OUTCOME_APPLIED
+
+        await asyncio.gather(*(worker() for _ in range(32)))
+
+
+def _cpu_of(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        try:
+            times = psutil.Process(pid).cpu_times()
+            total += times.user + times.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def _postgres_pids(stack: Stack) -> list[int]:
+    pid_file = stack.pgdata / "postmaster.pid"
+    postmaster = psutil.Process(int(pid_file.read_text().split()[0]))
+    return [postmaster.pid, *(child.pid for child in postmaster.children(recursive=True))]
+
+
+def _slug(name: str) -> str:
+    """Request numbers of a scenario start with this (a run has each once)."""
+    return name.replace(" ", "-").replace("%", "pct")
+
+
+def _load(
+    name: str, stack: Stack, flags: argparse.Namespace, mode: str, **overrides: Any
+) -> Scenario:
+    """Run the load generators for one scenario; check answers; account CPU."""
+    targets = stack.ledger_targets if mode == "grpc" else stack.facade_urls
+    mix = [int(part) for part in flags.mix.split(",")]
+    processes = []
+    component_pids = {
+        "ledger": [p.pid for p in stack.processes if "ledger" in " ".join(p.args)],
+        "facade": [p.pid for p in stack.processes if "http_facade" in " ".join(p.args)],
+        "postgres": _postgres_pids(stack),
+    }
+    cpu_before = {name_: _cpu_of(pids) for name_, pids in component_pids.items()}
+    started = time.perf_counter()
+    for index in range(flags.loaders):
+        settings = {
+            "mode": mode,
+            "target": targets[index % len(targets)],
+            "accounts": flags.accounts,
+            "hot_accounts": 0,
+            "hot_share": 0.0,
+            "concurrency": flags.concurrency,
+            "duration": flags.duration,
+            "deadline": 2.5,
+            "prefix": f"{_slug(name)}-{index}",
+            "mix": mix,
+            **overrides,
+        }
+        if settings.get("rate"):
+            settings["rate"] = settings["rate"] / flags.loaders
+        processes.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "bench.loadgen", json.dumps(settings)],
+                cwd=ROOT,
+                stdout=subprocess.PIPE,
+            )
+        )
+    outputs = [json.loads(process.communicate()[0]) for process in processes]
+    wall = time.perf_counter() - started
+    cpu_after = {name_: _cpu_of(pids) for name_, pids in component_pids.items()}
+    latencies = [latency for output in outputs for latency in output["latencies"]]
+    measured = max(output["wall_seconds"] for output in outputs)
+    cpu = {name_: round((cpu_after[name_] - cpu_before[name_]) / wall, 2) for name_ in cpu_before}
+    cpu["load generator"] = round(sum(o["cpu_seconds"] for o in outputs) / measured, 2)
+    return summarize(
+        name,
+        latencies,
+        errors=sum(o["errors"] for o in outputs),
+        wall_seconds=measured,
+        clients=flags.concurrency * flags.loaders,
+        wrong_answers=sum(o["wrong"] for o in outputs),
+        wrong_examples=[e for o in outputs for e in o["wrong_examples"]][:5],
+        executes_ok=sum(o["executes_ok"] for o in outputs),
+        cancels_ok=sum(o["cancels_ok"] for o in outputs),
+        balances_ok=sum(o["balances_ok"] for o in outputs),
+        prefix=f"{_slug(name)}-",
+        cpu_cores_used=cpu,
+        **({"offered_rate": overrides["rate"]} if overrides.get("rate") else {}),
+    )
+
+
+async def _verify(stack: Stack, scenarios: list[Scenario]) -> dict[str, Any]:
+    """The books balance, and the ledger applied exactly what it answered "0" to."""
+    import asyncpg
+    import grpc
+
+    from protos.ledger.v1 import ledger_pb2 as pb
+    from protos.ledger.v1 import ledger_pb2_grpc
+
+    async with grpc.aio.insecure_channel(stack.ledger_targets[0]) as channel:
+        stub = ledger_pb2_grpc.LedgerServiceStub(channel)
+        summary = pb.ReconcileSummary()
+        discrepancies = []
+        async for item in stub.Reconcile(pb.ReconcileRequest()):
+            if item.HasField("summary"):
+                summary = item.summary
+            else:
+                discrepancies.append(str(item.discrepancy))
+    connection = await asyncpg.connect(stack.database_url)
+    checks = {}
+    try:
+        for scenario in scenarios:
+            if "executes_ok" not in scenario.extra:
+                continue
+            prefix = scenario.extra["prefix"]
+            applied = await connection.fetchval(
+                "SELECT count(*) FROM requests WHERE kind = 'adjustment' AND outcome = 'APPLIED'"
+                " AND request_unique_no LIKE $1 || '%'",
+                prefix,
+            )
+            reversed_ = await connection.fetchval(
+                "SELECT count(*) FROM requests WHERE kind = 'cancel'"
+                " AND outcome IN ('REVERSED', 'ALREADY_REVERSED') AND request_unique_no LIKE $1 || '%'",
+                prefix,
+            )
+            checks[scenario.name] = {
+                "executes_answered_0": scenario.extra["executes_ok"],
+                "adjustments_applied": applied,
+                "cancels_answered_0": scenario.extra["cancels_ok"],
+                "cancels_reversed": reversed_,
+                "agree": applied == scenario.extra["executes_ok"]
+                and reversed_ == scenario.extra["cancels_ok"],
+            }
+    finally:
+        await connection.close()
+    return {
+        "accounts_checked": summary.accounts_checked,
+        "entries_checked": summary.entries_checked,
+        "discrepancies": summary.discrepancies,
+        "discrepancy_examples": discrepancies[:5],
+        "answers_match_books": checks,
+        "ok": summary.discrepancies == 0 and all(c["agree"] for c in checks.values()),
+    }
+
+
+def _table(scenarios: list[Scenario], baseline: Scenario) -> str:
+    rows = [
+        (
+            "scenario",
+            "req/s",
+            "vs pgbench",
+            "p50 ms",
+            "p95 ms",
+            "p99 ms",
+            "max ms",
+            "errors",
+            "wrong",
+        )
+    ]
+    for s in scenarios:
+        ratio = (
+            s.requests_per_second / baseline.requests_per_second
+            if baseline.requests_per_second
+            else 0
+        )
+        rows.append(
+            (
+                s.name,
+                f"{s.requests_per_second:,.0f}",
+                f"{ratio:.2f}x",
+                f"{s.p50_ms:.1f}",
+                f"{s.p95_ms:.1f}",
+                f"{s.p99_ms:.1f}",
+                f"{s.max_ms:.1f}",
+                str(s.errors),
+                str(s.extra.get("wrong_answers", 0)),
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(
+            cell.ljust(widths[i]) if i == 0 else cell.rjust(widths[i]) for i, cell in enumerate(row)
+        )
+        for row in rows
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    flags = _flags(argv)
+    stack = Stack()
+    scenarios: list[Scenario] = []
+    facade_available = (ROOT / "http_facade" / "cli.py").exists()
+    try:
+        print(
+            "starting PostgreSQL, ledger" + (" and facade" if facade_available else ""), flush=True
+        )
+        stack.start_postgres(max_connections=100 + flags.ledgers * flags.pool_size + 64)
+        stack.start_ledgers(flags.ledgers, flags.pool_size)
+        if facade_available:
+            stack.start_facades(flags.facades)
+        print(f"opening and funding {flags.accounts:,} accounts", flush=True)
+        asyncio.run(_open_accounts(stack.ledger_targets[0], flags.accounts))
+
+        print("baseline: pgbench", flush=True)
+        clients = [int(c) for c in flags.pgbench_clients.split(",")]
+        baseline = best_baseline(
+            stack.database_url,
+            flags.accounts,
+            flags.duration,
+            clients,
+            probe=max(2.0, flags.duration / 4),
+        )
+        scenarios.append(baseline)
+        print("gRPC straight to the ledger", flush=True)
+        scenarios.append(_load("grpc direct", stack, flags, "grpc"))
+        if facade_available:
+            print("end to end over HTTP: uniform accounts", flush=True)
+            peak = _load("e2e uniform", stack, flags, "http")
+            scenarios.append(peak)
+            rate = round(0.8 * peak.requests_per_second, 1)
+            print(f"end to end at 80% of peak ({rate:,.0f} req/s offered)", flush=True)
+            scenarios.append(_load("e2e at-80%-of-peak", stack, flags, "http", rate=rate))
+            print(
+                f"end to end, hot accounts ({flags.hot_share:.0%} of traffic on {flags.hot_accounts})",
+                flush=True,
+            )
+            scenarios.append(
+                _load(
+                    "e2e hot-accounts",
+                    stack,
+                    flags,
+                    "http",
+                    hot_accounts=flags.hot_accounts,
+                    hot_share=flags.hot_share,
+                )
+            )
+        print("verifying the books", flush=True)
+        verification = asyncio.run(_verify(stack, scenarios))
+    finally:
+        stack.stop()
+
+    for scenario in scenarios[1:]:
+        scenario.extra["ratio_to_baseline"] = (
+            round(scenario.requests_per_second / baseline.requests_per_second, 3)
+            if baseline.requests_per_second
+            else None
+        )
+    valid = verification["ok"] and all(s.extra.get("wrong_answers", 0) == 0 for s in scenarios)
+    result = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        },
+        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(flags).items()},
+        "scenarios": [s.as_dict() for s in scenarios],
+        "verification": verification,
+        "valid": valid,
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    output = flags.output or RESULTS / f"{datetime.now(UTC):%Y-%m-%dT%H%M%S}.json"
+    output.write_text(json.dumps(result, indent=2) + "\n")
+    print()
+    print(_table(scenarios, baseline))
+    print()
+    for scenario in scenarios[1:]:
+        cpu = scenario.extra.get("cpu_cores_used", {})
+        print(f"{scenario.name}: CPU cores used " + ", ".join(f"{k} {v}" for k, v in cpu.items()))
+    print(
+        f"\nbooks: {verification['discrepancies']} discrepancies over "
+        f"{verification['accounts_checked']:,} accounts; answers match the books: "
+        f"{all(c['agree'] for c in verification['answers_match_books'].values())}"
+    )
+    print(f"result {'VALID' if valid else 'NOT VALID (wrong answers or books)'}: {output}")
+    return 0 if valid else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,280 @@
+"""A load generator process: TradeBoss-like traffic for a fixed time, every
+answer checked. Run by the bench as `python -m bench.loadgen '<json settings>'`;
+prints one JSON object with what it sent, saw and spent."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import resource
+import sys
+import time
+import uuid
+from array import array
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+COMPANY_ID = 1
+CURRENCY = "USD"
+DIGITS = 2
+
+
+@dataclass
+class Tally:
+    latencies: array = field(default_factory=lambda: array("d"))
+    errors: int = 0  # transport failures, timeouts
+    wrong: int = 0  # answers that are not what the ledger owes us
+    wrong_examples: list[str] = field(default_factory=list)
+    executes_ok: int = 0
+    cancels_ok: int = 0
+    balances_ok: int = 0
+
+    def mistake(self, text: str) -> None:
+        self.wrong += 1
+        if len(self.wrong_examples) < 5:
+            self.wrong_examples.append(text[:300])
+
+
+class Accounts:
+    """Uniform over all accounts, or `hot_share` of picks among the first `hot`."""
+
+    def __init__(self, count: int, hot: int, hot_share: float) -> None:
+        self.count, self.hot, self.hot_share = count, hot, hot_share
+
+    def pick(self) -> int:
+        if self.hot and random.random() < self.hot_share:
+            return random.randint(1, self.hot)
+        return random.randint(1, self.count)
+
+
+def _numbers(prefix: str) -> Callable[[], str]:
+    counter = iter(range(1, 1 << 62))
+    return lambda: f"{prefix}-{next(counter)}"
+
+
+async def grpc_traffic(settings: dict[str, Any], tally: Tally) -> Callable[[], Awaitable[None]]:
+    import grpc
+
+    from protos.ledger.v1 import ledger_pb2 as pb
+    from protos.ledger.v1 import ledger_pb2_grpc
+
+    channel = grpc.aio.insecure_channel(settings["target"])
+    stub = ledger_pb2_grpc.LedgerServiceStub(channel)
+    accounts = Accounts(settings["accounts"], settings["hot_accounts"], settings["hot_share"])
+    number = _numbers(settings["prefix"])
+    operations = (pb.OPERATION_TYPE_OPEN_POSITION, pb.OPERATION_TYPE_NORMAL_CLOSE)
+
+    async def one() -> None:
+        index = accounts.pick()
+        request = pb.AdjustRequest(
+            account=pb.AccountKey(company_id=COMPANY_ID, customer=f"b-{index}", currency=CURRENCY),
+            user_name=f"u-{index}",
+            request_unique_no=number(),
+            operation_type=random.choice(operations),
+            amount="0.01",
+            amount_digits=DIGITS,
+            biz_type=1,
+            order_id=1,
+            request_time_ms=int(time.time() * 1000),
+            client_ip="127.0.0.1",
+        )
+        answer = await stub.Adjust(request, timeout=settings["deadline"])
+        if answer.outcome == pb.OUTCOME_APPLIED:
+            tally.executes_ok += 1
+        else:
+            tally.mistake(f"Adjust {request.request_unique_no}: {answer}")
+
+    return one
+
+
+async def http_traffic(settings: dict[str, Any], tally: Tally) -> Callable[[], Awaitable[None]]:
+    import aiohttp
+
+    session = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=60),
+        timeout=aiohttp.ClientTimeout(total=settings["deadline"] + 0.5),
+    )
+    base = settings["target"].rstrip("/") + settings.get("prefix_path", "")
+    accounts = Accounts(settings["accounts"], settings["hot_accounts"], settings["hot_share"])
+    number = _numbers(settings["prefix"])
+    executed: list[tuple[int, str]] = []  # (account, number) answered "0", not yet cancelled
+    mix = settings["mix"]  # execute, balance, cancel shares
+
+    def headers() -> dict[str, str]:
+        return {
+            "trace": uuid.uuid4().hex,
+            "companyId": str(COMPANY_ID),
+            "timestamp": str(int(time.time() * 1000)),
+        }
+
+    async def post(path: str, body: dict[str, Any]) -> dict[str, Any]:
+        async with session.post(base + path, json=body, headers=headers()) as response:
+            if response.status != 200:
+                raise RuntimeError(f"HTTP {response.status}")
+            answer: dict[str, Any] = await response.json()
+            return answer
+
+    async def execute() -> None:
+        index = accounts.pick()
+        request_no = number()
+        body = {
+            "thirdServerCode": f"b-{index}",
+            "userName": f"u-{index}",
+            "currency": CURRENCY,
+            "bizType": 1,
+            "operationType": random.choice(("OPEN_POSITION", "NORMAL_CLOSE")),
+            "amount": "0.01",
+            "amountDigits": DIGITS,
+            "orderId": 1,
+            "requestUniqueNo": request_no,
+            "requestTime": int(time.time() * 1000),
+            "ip": "127.0.0.1",
+        }
+        answer = await post("/external-system-credit-limit-adjustment", body)
+        if answer.get("code") == "0" and answer.get("ok") is True:
+            tally.executes_ok += 1
+            executed.append((index, request_no))
+        else:
+            tally.mistake(f"execute {request_no}: {answer}")
+
+    async def balance() -> None:
+        index = accounts.pick()
+        body = {"thirdServerCode": f"b-{index}", "userName": f"u-{index}", "currency": CURRENCY}
+        answer = await post("/get-user-amount", body)
+        data = answer.get("data") or {}
+        amount = str(data.get("amount", ""))
+        if answer.get("code") == "0" and len(amount.partition(".")[2]) == DIGITS:
+            tally.balances_ok += 1
+        else:
+            tally.mistake(f"balance b-{index}: {answer}")
+
+    async def cancel() -> None:
+        if not executed:
+            return await execute()
+        index, target = executed.pop(random.randrange(len(executed)))
+        body = {
+            "thirdServerCode": f"b-{index}",
+            "userName": f"u-{index}",
+            "currency": CURRENCY,
+            "bizType": 1,
+            "amount": "0.01",
+            "amountDigits": DIGITS,
+            "requestUniqueNo": number(),
+            "reverseRequestUniqueNo": target,
+            "requestTime": int(time.time() * 1000),
+            "ip": "127.0.0.1",
+            "cancelRemark": "bench",
+        }
+        answer = await post("/cancel-external-system-credit-limit-adjustment", body)
+        if answer.get("code") == "0":
+            tally.cancels_ok += 1
+        else:
+            tally.mistake(f"cancel of {target}: {answer}")
+
+    kinds = [execute, balance, cancel]
+
+    async def one() -> None:
+        await random.choices(kinds, weights=mix)[0]()
+
+    return one
+
+
+async def closed_loop(
+    one: Callable[[], Awaitable[None]], settings: dict[str, Any], tally: Tally
+) -> float:
+    """`concurrency` callers, each sending its next request when the last is answered."""
+    started = time.perf_counter()
+    end = started + settings["duration"]
+
+    async def caller() -> None:
+        while time.perf_counter() < end:
+            sent = time.perf_counter()
+            try:
+                await one()
+            except Exception as error:
+                tally.errors += 1
+                if len(tally.wrong_examples) < 5:
+                    tally.wrong_examples.append(f"error: {error!r}"[:300])
+                continue
+            tally.latencies.append(time.perf_counter() - sent)
+
+    await asyncio.gather(*(caller() for _ in range(settings["concurrency"])))
+    return time.perf_counter() - started
+
+
+async def open_loop(
+    one: Callable[[], Awaitable[None]], settings: dict[str, Any], tally: Tally
+) -> float:
+    """Requests at a fixed rate whatever the answers do; latency counts from the
+    planned send time, so a stall is not hidden (no coordinated omission)."""
+    interval = 1.0 / settings["rate"]
+    started = time.perf_counter()
+    end = started + settings["duration"]
+    pending: set[asyncio.Task[None]] = set()
+
+    async def timed(planned: float) -> None:
+        try:
+            await one()
+        except Exception:
+            tally.errors += 1
+            return
+        tally.latencies.append(time.perf_counter() - planned)
+
+    planned = started
+    while planned < end:
+        delay = planned - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        task = asyncio.create_task(timed(planned))
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+        planned += interval
+    await asyncio.gather(*pending)
+    return time.perf_counter() - started
+
+
+async def main_async(settings: dict[str, Any]) -> dict[str, Any]:
+    tally = Tally()
+    make = grpc_traffic if settings["mode"] == "grpc" else http_traffic
+    one = await make(settings, tally)
+    # Warm up connections before the clock starts.
+    for _ in range(min(20, settings["concurrency"])):
+        try:
+            await one()
+        except Exception:
+            pass
+    # Keep the warm-up's answers in the counts (they moved money), not in the latencies.
+    tally.latencies = array("d")
+    cpu_before = resource.getrusage(resource.RUSAGE_SELF)
+    run = open_loop if settings.get("rate") else closed_loop
+    wall = await run(one, settings, tally)
+    cpu_after = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
+    return {
+        "latencies": list(tally.latencies),
+        "errors": tally.errors,
+        "wrong": tally.wrong,
+        "wrong_examples": tally.wrong_examples,
+        "executes_ok": tally.executes_ok,
+        "cancels_ok": tally.cancels_ok,
+        "balances_ok": tally.balances_ok,
+        "cpu_seconds": cpu,
+        "wall_seconds": wall,
+    }
+
+
+def main() -> None:
+    settings = json.loads(sys.argv[1])
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    print(json.dumps(asyncio.run(main_async(settings))))
+
+
+if __name__ == "__main__":
+    main()

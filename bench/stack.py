@@ -1,0 +1,139 @@
+"""The system under test, started from scratch for one bench run: an embedded
+PostgreSQL in a temporary directory, ledger service(s) and facade(s)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from ledger_service import embedded_pg
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class Stack:
+    data_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="ledger-bench-")))
+    database_url: str = ""
+    ledger_targets: list[str] = field(default_factory=list)
+    facade_urls: list[str] = field(default_factory=list)
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    @property
+    def pgdata(self) -> Path:
+        return self.data_dir / "pgdata"
+
+    def start_postgres(self, max_connections: int = 200) -> None:
+        self.database_url = embedded_pg.control(self.pgdata, "start")
+        conf = self.pgdata / "postgresql.auto.conf"
+        # A benchmark database: durable commits stay on (what production
+        # runs), connections sized for every pool and pgbench client.
+        with conf.open("a") as settings:
+            settings.write(f"max_connections = {max_connections}\n")
+        embedded_pg.control(self.pgdata, "stop")
+        self.database_url = embedded_pg.control(self.pgdata, "start")
+
+    def start_ledgers(self, count: int, pool_size: int) -> None:
+        for index in range(count):
+            listen = f"127.0.0.1:{free_port()}"
+            env = {
+                **os.environ,
+                "LEDGER_DATABASE_URL": self.database_url,
+                "LEDGER_LISTEN": listen,
+                "LEDGER_POOL_MIN_SIZE": str(pool_size),
+                "LEDGER_POOL_MAX_SIZE": str(pool_size),
+                "LEDGER_LOG_LEVEL": "WARNING",
+                "LEDGER_METRICS_LISTEN": f"127.0.0.1:{free_port()}",
+            }
+            self._spawn([sys.executable, "-m", "ledger_service", "serve"], env, f"ledger-{index}")
+            self.ledger_targets.append(listen)
+        for target in self.ledger_targets:
+            _wait_for_health(target)
+
+    def start_facades(self, count: int, extra_env: dict[str, str] | None = None) -> None:
+        for index in range(count):
+            port = free_port()
+            env = {
+                **os.environ,
+                "FACADE_LISTEN": f"127.0.0.1:{port}",
+                "FACADE_LEDGER_TARGET": self.ledger_targets[index % len(self.ledger_targets)],
+                "FACADE_LOG_LEVEL": "WARNING",
+                **(extra_env or {}),
+            }
+            self._spawn([sys.executable, "-m", "http_facade.cli"], env, f"facade-{index}")
+            self.facade_urls.append(f"http://127.0.0.1:{port}")
+        for url in self.facade_urls:
+            _wait_for_http(url + "/readyz")
+
+    def _spawn(self, command: list[str], env: dict[str, str], name: str) -> None:
+        log = (self.data_dir / f"{name}.log").open("ab")
+        self.processes.append(
+            subprocess.Popen(command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        )
+        log.close()
+
+    def pids(self) -> list[int]:
+        return [process.pid for process in self.processes]
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        if self.database_url:
+            embedded_pg.control(self.pgdata, "stop")
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
+def _wait_for_health(target: str, within: float = 60.0) -> None:
+    give_up_at = time.monotonic() + within
+    with grpc.insecure_channel(target) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        while True:
+            try:
+                answer = health.Check(health_pb2.HealthCheckRequest(), timeout=1)
+                if answer.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.RpcError:
+                pass
+            if time.monotonic() > give_up_at:
+                raise SystemExit(f"ledger at {target} not ready after {within}s")
+            time.sleep(0.1)
+
+
+def _wait_for_http(url: str, within: float = 60.0) -> None:
+    import urllib.error
+    import urllib.request
+
+    give_up_at = time.monotonic() + within
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as answer:
+                if answer.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        if time.monotonic() > give_up_at:
+            raise SystemExit(f"{url} not ready after {within}s")
+        time.sleep(0.1)
