@@ -24,8 +24,6 @@ _SELECT = """
 SELECT digits, coalesce(user_name, '') AS user_name, balance FROM accounts
 WHERE company_id = $1 AND customer = $2 AND currency = $3"""
 
-# Every money movement on a wallet starts here: the row lock serializes all
-# requests on one wallet, and never touches another wallet's row.
 _LOCK = _SELECT + " FOR UPDATE"
 
 _BIND_USER_NAME = """
@@ -71,23 +69,40 @@ async def lock(connection: asyncpg.Connection, key: AccountKey) -> AccountRow:
 
 def _to_account(key: AccountKey, row: asyncpg.Record | None) -> AccountRow:
     if row is None:
-        raise LedgerError(
-            pb.OUTCOME_ACCOUNT_NOT_FOUND,
-            f"no wallet for company {key.company_id}, customer {key.customer!r}, "
-            f"currency {key.currency!r}",
-            "customer",
-        )
+        raise account_not_found(key)
     return AccountRow(key, row["digits"], row["user_name"], row["balance"])
 
 
-def check_scale(account: AccountRow, amount_digits: int) -> None:
-    if amount_digits != account.digits:
+def account_not_found(key: AccountKey) -> LedgerError:
+    return LedgerError(
+        pb.OUTCOME_ACCOUNT_NOT_FOUND,
+        f"no wallet for company {key.company_id}, customer {key.customer!r}, "
+        f"currency {key.currency!r}",
+        "customer",
+    )
+
+
+def user_name_mismatch() -> LedgerError:
+    return LedgerError(
+        pb.OUTCOME_USER_NAME_MISMATCH, "the wallet belongs to another userName", "user_name"
+    )
+
+
+def raise_wallet_refusal(
+    status: str, key: AccountKey, amount_digits: int | None, digits: int | None
+) -> None:
+    """Raise the error that the wallet check of a money movement
+    (ledger_lock_wallet) reported, if any."""
+    if status == "ACCOUNT_NOT_FOUND":
+        raise account_not_found(key)
+    if status == "ACCOUNT_SCALE_MISMATCH":
         raise LedgerError(
             pb.OUTCOME_ACCOUNT_SCALE_MISMATCH,
-            f"amount_digits is {amount_digits} but the {account.key.currency} wallet "
-            f"has {account.digits}",
+            f"amount_digits is {amount_digits} but the {key.currency} wallet has {digits}",
             "amount_digits",
         )
+    if status == "USER_NAME_MISMATCH":
+        raise user_name_mismatch()
 
 
 async def check_user_name(
@@ -97,11 +112,7 @@ async def check_user_name(
     if not user_name or user_name == account.user_name:
         return account
     if account.user_name:
-        raise LedgerError(
-            pb.OUTCOME_USER_NAME_MISMATCH,
-            f"the wallet belongs to another userName than {user_name!r}",
-            "user_name",
-        )
+        raise user_name_mismatch()
     await connection.execute(_BIND_USER_NAME, *_key_args(account.key), user_name)
     return AccountRow(account.key, account.digits, user_name, account.balance)
 

@@ -1,33 +1,46 @@
 """TradeBoss's execute and cancel: where trading moves money.
 
-Each use case is one transaction that a reader can follow top to bottom:
-lock the wallet, look up the request number, decide, post the journal entry,
-record the request, commit.
+Python checks the input and decides the signed amount (money.py); the
+transaction itself is one call of a server-side function, `ledger_adjust` or
+`ledger_cancel` (migrations/0003_money_movements.sql), which locks the wallet,
+looks up the request number, refuses an overdraft, posts the journal entry and
+records the request: one round trip, whole or not at all.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 from decimal import Decimal
 
 import asyncpg
 
 from protos.ledger.v1 import ledger_pb2 as pb
 
-from . import accounts, journal, money, request_records, validation
-from .database import run_transaction
+from . import accounts, money, validation
+from .database import fetch_one, run_transaction
 from .errors import LedgerError
-from .model import AdjustCommand, AdjustResult, Balance, CancelCommand, CancelResult
+from .model import AccountKey, AdjustCommand, AdjustResult, Balance, CancelCommand, CancelResult
 from .money import OvertradingPolicy
-from .request_records import RequestRecord, first_difference, outcome_name
+from .request_records import RequestRecord, first_difference
 
 log = logging.getLogger(__name__)
 
+_ADJUST = "SELECT * FROM ledger_adjust($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+_CANCEL = (
+    "SELECT * FROM ledger_cancel($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+)
 
-def _validate_common(
-    command: AdjustCommand | CancelCommand,
-) -> None:
+_OUTCOME_OF_STATUS = {
+    "APPLIED": pb.OUTCOME_APPLIED,
+    "INSUFFICIENT_BALANCE": pb.OUTCOME_INSUFFICIENT_BALANCE,
+    "REVERSED": pb.OUTCOME_REVERSED,
+    "ALREADY_REVERSED": pb.OUTCOME_ALREADY_REVERSED,
+    "NOT_APPLIED": pb.OUTCOME_NOT_APPLIED,
+    "NEVER_RECEIVED": pb.OUTCOME_NEVER_RECEIVED,
+}
+
+
+def _validate_common(command: AdjustCommand | CancelCommand) -> None:
     validation.account_key(command.account)
     validation.text(command.user_name, "user_name", validation.MAX_USER_NAME)
     validation.text(command.request_unique_no, "request_unique_no", validation.MAX_REQUEST_NO)
@@ -49,67 +62,42 @@ async def adjust(
     operation = pb.OperationType.Name(operation_type).removeprefix("OPERATION_TYPE_")
     amount = money.parse_amount(command.amount, command.amount_digits)
     money.check_sign(operation_type, amount)
+    delta, applied_policy = money.adjustment_delta(operation_type, amount, policy)
     key = command.account
 
-    async def transaction(connection: asyncpg.Connection) -> AdjustResult:
-        async with connection.transaction():
-            account = await accounts.lock(connection, key)
-            accounts.check_scale(account, command.amount_digits)
-            account = await accounts.check_user_name(connection, account, command.user_name)
+    async def transaction(connection: asyncpg.Connection) -> asyncpg.Record:
+        return await fetch_one(
+            connection,
+            _ADJUST,
+            key.company_id,
+            key.customer,
+            key.currency,
+            command.user_name,
+            command.request_unique_no,
+            operation,
+            amount,
+            command.amount_digits,
+            delta,
+            money.may_overdraw(operation_type),
+            applied_policy.value if applied_policy else None,
+            command.biz_type,
+            command.order_id,
+            command.request_time_ms,
+            command.client_ip,
+            command.metadata,
+            trace_id,
+        )
 
-            # Idempotency: a number already recorded gets its first answer again.
-            seen = await request_records.find(connection, key, command.request_unique_no)
-            if seen is not None:
-                return _repeat_of_adjustment(seen, command, operation, amount, account)
-
-            delta, applied_policy = money.adjustment_delta(operation_type, amount, policy)
-            record = RequestRecord(
-                company_id=key.company_id,
-                customer=key.customer,
-                request_unique_no=command.request_unique_no,
-                kind="adjustment",
-                currency=key.currency,
-                outcome="APPLIED",
-                user_name=command.user_name,
-                operation_type=operation,
-                amount=amount,
-                amount_digits=command.amount_digits,
-                biz_type=command.biz_type,
-                order_id=command.order_id,
-                request_time_ms=command.request_time_ms,
-                client_ip=command.client_ip,
-                metadata=command.metadata,
-                overtrading_policy=applied_policy.value if applied_policy else None,
-                trace_id=trace_id,
-            )
-
-            # No overdraft: a debit that would go below zero is refused and
-            # only the refusal is written.
-            if account.balance + delta < 0 and not money.may_overdraw(operation_type):
-                refusal = _replace(
-                    record, outcome="INSUFFICIENT_BALANCE", balance_after=account.balance
-                )
-                await request_records.insert(connection, refusal)
-                return AdjustResult(pb.OUTCOME_INSUFFICIENT_BALANCE, account.as_balance())
-
-            balance_after = await journal.post_entry(
-                connection,
-                key,
-                delta,
-                cause="adjustment",
-                request_unique_no=command.request_unique_no,
-                trace_id=trace_id,
-                operation_type=operation,
-                overtrading_policy=record.overtrading_policy,
-            )
-            await request_records.insert(
-                connection, _replace(record, applied_amount=delta, balance_after=balance_after)
-            )
-            return AdjustResult(
-                pb.OUTCOME_APPLIED, account.as_balance(balance_after), delta, applied_policy
-            )
-
-    return await run_transaction(pool, transaction, deadline)
+    row = await run_transaction(pool, transaction, deadline)
+    balance = _balance(key, row, command.amount_digits)
+    if row["status"] == "SEEN":
+        return _repeat_of_adjustment(
+            RequestRecord(**dict(row["seen"])), command, operation, amount, balance
+        )
+    outcome = _OUTCOME_OF_STATUS[row["status"]]
+    if outcome != pb.OUTCOME_APPLIED:
+        return AdjustResult(outcome, balance)
+    return AdjustResult(outcome, balance, delta, applied_policy)
 
 
 def _repeat_of_adjustment(
@@ -117,7 +105,7 @@ def _repeat_of_adjustment(
     command: AdjustCommand,
     operation: str,
     amount: Decimal,
-    account: accounts.AccountRow,
+    balance: Balance,
 ) -> AdjustResult:
     if seen.kind == "tombstone":
         # A cancel already gave this number up: TradeBoss considers the trade
@@ -127,7 +115,7 @@ def _repeat_of_adjustment(
             command.request_unique_no,
             seen.reverse_request_unique_no,
         )
-        return AdjustResult(pb.OUTCOME_ALREADY_CANCELLED, account.as_balance())
+        return AdjustResult(pb.OUTCOME_ALREADY_CANCELLED, balance)
     different = first_difference(
         [
             ("kind", seen.kind, "adjustment"),
@@ -141,11 +129,9 @@ def _repeat_of_adjustment(
         ]
     )
     if different:
-        return AdjustResult(pb.OUTCOME_CONFLICT, account.as_balance(), conflict_field=different)
+        return AdjustResult(pb.OUTCOME_CONFLICT, balance, conflict_field=different)
     policy = OvertradingPolicy(seen.overtrading_policy) if seen.overtrading_policy else None
-    return AdjustResult(
-        seen.outcome_value, account.as_balance(), seen.applied_amount, policy, replayed=True
-    )
+    return AdjustResult(seen.outcome_value, balance, seen.applied_amount, policy, replayed=True)
 
 
 async def cancel_adjustment(
@@ -167,144 +153,63 @@ async def cancel_adjustment(
     money.require_positive(amount, "a cancel")
     key = command.account
 
-    async def transaction(connection: asyncpg.Connection) -> CancelResult:
-        async with connection.transaction():
-            # The same row lock as adjust(): an execute and its cancel on one
-            # wallet never interleave.
-            account = await accounts.lock(connection, key)
-            accounts.check_scale(account, command.amount_digits)
-            account = await accounts.check_user_name(connection, account, command.user_name)
+    async def transaction(connection: asyncpg.Connection) -> asyncpg.Record:
+        return await fetch_one(
+            connection,
+            _CANCEL,
+            key.company_id,
+            key.customer,
+            key.currency,
+            command.user_name,
+            command.request_unique_no,
+            command.reverse_request_unique_no,
+            amount,
+            command.amount_digits,
+            command.biz_type,
+            command.order_id,
+            command.request_time_ms,
+            command.client_ip,
+            command.metadata,
+            command.cancel_remark,
+            trace_id,
+        )
 
-            # Idempotency of the cancel itself.
-            seen = await request_records.find(connection, key, command.request_unique_no)
-            if seen is not None:
-                return _repeat_of_cancel(seen, command, amount, account)
-
-            record = RequestRecord(
-                company_id=key.company_id,
-                customer=key.customer,
-                request_unique_no=command.request_unique_no,
-                kind="cancel",
-                currency=key.currency,
-                outcome="",
-                user_name=command.user_name,
-                amount=amount,
-                amount_digits=command.amount_digits,
-                biz_type=command.biz_type,
-                order_id=command.order_id,
-                request_time_ms=command.request_time_ms,
-                client_ip=command.client_ip,
-                metadata=command.metadata,
-                note=command.cancel_remark,
-                reverse_request_unique_no=command.reverse_request_unique_no,
-                trace_id=trace_id,
-            )
-            target = await request_records.find(
-                connection, key, command.reverse_request_unique_no, lock=True
-            )
-
-            if target is None:
-                # Never received: leave a tombstone so that the execute, if it
-                # arrives late, is refused. Same primary key as the execute's
-                # record, so the two cannot both be written.
-                tombstone = _replace(
-                    record,
-                    request_unique_no=command.reverse_request_unique_no,
-                    kind="tombstone",
-                    outcome="ALREADY_CANCELLED",
-                    note=None,
-                    reverse_request_unique_no=command.request_unique_no,
-                )
-                await request_records.insert(connection, tombstone)
-                result = await _record_cancel(
-                    connection, record, pb.OUTCOME_NEVER_RECEIVED, account.as_balance()
-                )
-                return replace(result, tombstone_written=True)
-
-            _check_target(target, command)
-            if target.kind == "tombstone":
-                # Another cancel tombstoned it already; it is still never received.
-                return await _record_cancel(
-                    connection, record, pb.OUTCOME_NEVER_RECEIVED, account.as_balance()
-                )
-            if target.outcome != "APPLIED":
-                return await _record_cancel(
-                    connection, record, pb.OUTCOME_NOT_APPLIED, account.as_balance()
-                )
-            if target.reversed_by is not None:
-                return await _record_cancel(
-                    connection, record, pb.OUTCOME_ALREADY_REVERSED, account.as_balance()
-                )
-
-            if target.amount is not None and abs(target.amount) != amount:
-                log.warning(
-                    "cancel %s names %s for %s but %s was requested; reversing what was applied",
-                    command.request_unique_no,
-                    target.request_unique_no,
-                    amount,
-                    abs(target.amount),
-                )
-            # Reverse exactly what was applied, once: the conditional update
-            # refuses a second reversal even if the row lock were bypassed.
-            reversal = -target.applied_amount
-            if not await request_records.mark_reversed(
-                connection, key, target.request_unique_no, command.request_unique_no
-            ):
-                raise RuntimeError(f"{target.request_unique_no} could not be marked reversed")
-            balance_after = await journal.post_entry(
-                connection,
-                key,
-                reversal,
-                cause="reversal",
-                request_unique_no=command.request_unique_no,
-                trace_id=trace_id,
-                operation_type=target.operation_type,
-                overtrading_policy=target.overtrading_policy,
-            )
-            return await _record_cancel(
-                connection,
-                _replace(record, applied_amount=reversal, balance_after=balance_after),
-                pb.OUTCOME_REVERSED,
-                account.as_balance(balance_after),
-            )
-
-    return await run_transaction(pool, transaction, deadline)
-
-
-def _check_target(target: RequestRecord, command: CancelCommand) -> None:
-    """A cancel must name an adjustment (or tombstone) of its own wallet and userName."""
-    if target.kind not in ("adjustment", "tombstone"):
+    row = await run_transaction(pool, transaction, deadline)
+    balance = _balance(key, row, command.amount_digits)
+    status = row["status"]
+    if status == "SEEN":
+        return _repeat_of_cancel(RequestRecord(**dict(row["seen"])), command, amount, balance)
+    if status.startswith("TARGET_"):
+        field = {
+            "TARGET_CURRENCY_MISMATCH": "currency",
+            "TARGET_USER_NAME_MISMATCH": "user_name",
+        }.get(status, "reverse_request_unique_no")
         raise LedgerError(
             pb.OUTCOME_CANCEL_TARGET_MISMATCH,
-            f"{target.request_unique_no!r} is a {target.kind}, not an adjustment",
-            "reverse_request_unique_no",
+            f"the cancel's {field} does not match the request it names"
+            if field != "reverse_request_unique_no"
+            else f"{command.reverse_request_unique_no!r} is not an adjustment",
+            field,
         )
-    different = first_difference(
-        [
-            ("currency", target.currency, command.account.currency),
-            ("user_name", target.user_name, command.user_name),
-        ]
+    if status == "REVERSED" and row["target_amount"] is not None:
+        if abs(row["target_amount"]) != amount:
+            log.warning(
+                "cancel %s names %s for %s but %s was requested; reversed what was applied",
+                command.request_unique_no,
+                command.reverse_request_unique_no,
+                amount,
+                abs(row["target_amount"]),
+            )
+    return CancelResult(
+        _OUTCOME_OF_STATUS[status],
+        balance,
+        row["reversed_amount"],
+        tombstone_written=row["tombstone_written"],
     )
-    if different:
-        raise LedgerError(
-            pb.OUTCOME_CANCEL_TARGET_MISMATCH,
-            f"the cancel's {different} differs from the request it names",
-            different,
-        )
-
-
-async def _record_cancel(
-    connection: asyncpg.Connection,
-    record: RequestRecord,
-    outcome: pb.Outcome.ValueType,
-    balance: Balance,
-) -> CancelResult:
-    await request_records.insert(connection, _replace(record, outcome=outcome_name(outcome)))
-    return CancelResult(outcome, balance, record.applied_amount)
 
 
 def _repeat_of_cancel(
-    seen: RequestRecord, command: CancelCommand, amount: Decimal, account: accounts.AccountRow
+    seen: RequestRecord, command: CancelCommand, amount: Decimal, balance: Balance
 ) -> CancelResult:
     different = first_difference(
         [
@@ -321,11 +226,10 @@ def _repeat_of_cancel(
         ]
     )
     if different:
-        return CancelResult(pb.OUTCOME_CONFLICT, account.as_balance(), conflict_field=different)
-    return CancelResult(
-        seen.outcome_value, account.as_balance(), seen.applied_amount, replayed=True
-    )
+        return CancelResult(pb.OUTCOME_CONFLICT, balance, conflict_field=different)
+    return CancelResult(seen.outcome_value, balance, seen.applied_amount, replayed=True)
 
 
-def _replace(record: RequestRecord, **changes: object) -> RequestRecord:
-    return replace(record, **changes)  # type: ignore[arg-type]
+def _balance(key: AccountKey, row: asyncpg.Record, amount_digits: int) -> Balance:
+    accounts.raise_wallet_refusal(row["status"], key, amount_digits, row["digits"])
+    return Balance(key, row["balance"], row["digits"], row["user_name"] or "")

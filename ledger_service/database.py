@@ -85,6 +85,14 @@ async def create_pool(dsn: str, min_size: int, max_size: int) -> asyncpg.Pool:
     return pool
 
 
+async def fetch_one(connection: asyncpg.Connection, query: str, *args: object) -> asyncpg.Record:
+    """Run a statement that always returns one row (the money-movement functions)."""
+    row = await connection.fetchrow(query, *args)
+    if row is None:
+        raise RuntimeError(f"no row from {query}")
+    return row
+
+
 async def wait_for_database(dsn: str, within: float) -> None:
     """Block until the database accepts connections (a fresh container, a restart)."""
     loop = asyncio.get_running_loop()

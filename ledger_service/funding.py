@@ -1,19 +1,22 @@
-"""Operator funding: deposits and withdrawals, idempotent by the caller's key."""
+"""Operator funding: deposits and withdrawals, idempotent by the caller's key.
+
+The transaction is one call of the server-side function `ledger_fund`
+(migrations/0003_money_movements.sql)."""
 
 from __future__ import annotations
-
-from dataclasses import replace
 
 import asyncpg
 
 from protos.ledger.v1 import ledger_pb2 as pb
 
-from . import accounts, journal, money, request_records, validation
-from .database import run_transaction
-from .model import AccountKey, FundingResult
+from . import accounts, money, validation
+from .database import fetch_one, run_transaction
+from .errors import LedgerError
+from .model import AccountKey, Balance, FundingResult
 from .request_records import RequestRecord, first_difference
 
 MAX_NOTE = 200
+_FUND = "SELECT * FROM ledger_fund($1, $2, $3, $4, $5, $6, $7, $8, $9)"
 
 
 async def deposit(
@@ -55,63 +58,48 @@ async def _fund(
     validation.account_key(key)
     validation.text(idempotency_key, "idempotency_key", validation.MAX_REQUEST_NO)
     validation.text(note, "note", MAX_NOTE, required=False)
-    # The wallet's scale is only known inside the transaction; parse the shape
-    # now so bad input never opens one.
-    money.parse_amount(amount_text, validation.MAX_DIGITS)
+    # The wallet's scale is checked in the transaction; the shape and sign here.
+    amount = money.parse_amount(amount_text, validation.MAX_DIGITS)
+    money.require_positive(amount, f"a {kind}")
+    fraction_digits = len(amount_text.partition(".")[2])
 
-    async def transaction(connection: asyncpg.Connection) -> FundingResult:
-        async with connection.transaction():
-            account = await accounts.lock(connection, key)
-            amount = money.parse_amount(amount_text, account.digits)
-            money.require_positive(amount, f"a {kind}")
+    async def transaction(connection: asyncpg.Connection) -> asyncpg.Record:
+        return await fetch_one(
+            connection,
+            _FUND,
+            key.company_id,
+            key.customer,
+            key.currency,
+            kind,
+            amount,
+            fraction_digits,
+            idempotency_key,
+            note,
+            trace_id,
+        )
 
-            seen = await request_records.find(connection, key, idempotency_key)
-            if seen is not None:
-                different = first_difference(
-                    [
-                        ("kind", seen.kind, kind),
-                        ("currency", seen.currency, key.currency),
-                        ("amount", seen.amount, amount),
-                    ]
-                )
-                if different:
-                    return FundingResult(
-                        pb.OUTCOME_CONFLICT, account.as_balance(), False, different
-                    )
-                return FundingResult(seen.outcome_value, account.as_balance(), replayed=True)
-
-            delta = amount if kind == "deposit" else -amount
-            record = RequestRecord(
-                company_id=key.company_id,
-                customer=key.customer,
-                request_unique_no=idempotency_key,
-                kind=kind,
-                currency=key.currency,
-                outcome="APPLIED",
-                amount=amount,
-                amount_digits=account.digits,
-                note=note,
-                trace_id=trace_id,
-            )
-            if account.balance + delta < 0:
-                record = replace(
-                    record, outcome="INSUFFICIENT_BALANCE", balance_after=account.balance
-                )
-                await request_records.insert(connection, record)
-                return FundingResult(pb.OUTCOME_INSUFFICIENT_BALANCE, account.as_balance())
-
-            balance_after = await journal.post_entry(
-                connection,
-                key,
-                delta,
-                cause=kind,
-                request_unique_no=idempotency_key,
-                trace_id=trace_id,
-            )
-            record = replace(record, applied_amount=delta, balance_after=balance_after)
-            await request_records.insert(connection, record)
-            return FundingResult(
-                pb.OUTCOME_APPLIED, account.as_balance(balance_after), amount=amount
-            )
-
-    return await run_transaction(pool, transaction, deadline)
+    row = await run_transaction(pool, transaction, deadline)
+    status = row["status"]
+    accounts.raise_wallet_refusal(status, key, None, row["digits"])
+    if status == "TOO_MANY_DIGITS":
+        raise LedgerError(
+            pb.OUTCOME_TOO_MANY_DIGITS,
+            f"amount has {fraction_digits} fractional digits, at most {row['digits']} allowed",
+            "amount",
+        )
+    balance = Balance(key, row["balance"], row["digits"], row["user_name"] or "")
+    if status == "SEEN":
+        seen = RequestRecord(**dict(row["seen"]))
+        different = first_difference(
+            [
+                ("kind", seen.kind, kind),
+                ("currency", seen.currency, key.currency),
+                ("amount", seen.amount, amount),
+            ]
+        )
+        if different:
+            return FundingResult(pb.OUTCOME_CONFLICT, balance, conflict_field=different)
+        return FundingResult(seen.outcome_value, balance, replayed=True)
+    if status == "INSUFFICIENT_BALANCE":
+        return FundingResult(pb.OUTCOME_INSUFFICIENT_BALANCE, balance)
+    return FundingResult(pb.OUTCOME_APPLIED, balance, amount=amount)

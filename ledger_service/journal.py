@@ -1,4 +1,6 @@
-"""The journal: the only way a balance changes, and the statement of a wallet."""
+"""The journal's statement of a wallet. Entries are appended only by the
+server-side function ledger_post_entry (migrations/0003_money_movements.sql),
+which changes the balance and appends its entry together."""
 
 from __future__ import annotations
 
@@ -14,22 +16,6 @@ from . import accounts, validation
 from .database import run_transaction
 from .errors import LedgerError
 from .model import AccountKey
-
-# Where money moves. One statement changes the balance and appends the journal
-# entry that proves it, so neither can happen without the other. The caller
-# holds the wallet's row lock (accounts.lock) and has decided the amount.
-_POST_ENTRY = """
-WITH moved AS (
-    UPDATE accounts
-    SET balance = balance + $4, entry_count = entry_count + 1
-    WHERE company_id = $1 AND customer = $2 AND currency = $3
-    RETURNING balance, entry_count
-)
-INSERT INTO journal_entries (
-    company_id, customer, currency, entry_no, amount, balance_after,
-    cause, request_unique_no, operation_type, overtrading_policy, trace_id)
-SELECT $1, $2, $3, moved.entry_count, $4, moved.balance, $5, $6, $7, $8, $9 FROM moved
-RETURNING balance_after"""
 
 _PAGE = """
 SELECT entry_no, amount, balance_after, cause, request_unique_no, operation_type,
@@ -51,33 +37,6 @@ class Entry:
     overtrading_policy: str | None
     trace_id: str
     created_at: datetime
-
-
-async def post_entry(
-    connection: asyncpg.Connection,
-    key: AccountKey,
-    amount: Decimal,
-    *,
-    cause: str,
-    request_unique_no: str,
-    trace_id: str,
-    operation_type: str | None = None,
-    overtrading_policy: str | None = None,
-) -> Decimal:
-    """Move the balance by amount and journal it; return the balance after."""
-    balance_after: Decimal = await connection.fetchval(
-        _POST_ENTRY,
-        key.company_id,
-        key.customer,
-        key.currency,
-        amount,
-        cause,
-        request_unique_no,
-        operation_type,
-        overtrading_policy,
-        trace_id,
-    )
-    return balance_after
 
 
 MAX_PAGE_SIZE = 1000

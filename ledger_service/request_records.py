@@ -49,21 +49,10 @@ class RequestRecord:
 
 
 _COLUMNS = [field.name for field in fields(RequestRecord)]
-# created_at and reversed_* are the database's to set.
-_INSERT_COLUMNS = [c for c in _COLUMNS if c not in ("created_at", "reversed_by", "reversed_at")]
-_INSERT = (
-    f"INSERT INTO requests ({', '.join(_INSERT_COLUMNS)}) "
-    f"VALUES ({', '.join(f'${i}' for i in range(1, len(_INSERT_COLUMNS) + 1))})"
-)
 
 _FIND = f"""
 SELECT {", ".join(_COLUMNS)} FROM requests
 WHERE company_id = $1 AND customer = $2 AND request_unique_no = $3"""
-
-_MARK_REVERSED = """
-UPDATE requests SET reversed_by = $4, reversed_at = clock_timestamp()
-WHERE company_id = $1 AND customer = $2 AND request_unique_no = $3
-  AND kind = 'adjustment' AND outcome = 'APPLIED' AND reversed_by IS NULL"""
 
 
 def outcome_name(outcome: pb.Outcome.ValueType) -> str:
@@ -76,22 +65,6 @@ async def find(
     query = _FIND + (" FOR UPDATE" if lock else "")
     row = await connection.fetchrow(query, key.company_id, key.customer, request_unique_no)
     return None if row is None else RequestRecord(**dict(row))
-
-
-async def insert(connection: asyncpg.Connection, record: RequestRecord) -> None:
-    """A second insert of the same number raises UniqueViolationError: the
-    primary key is what makes a request number count once."""
-    await connection.execute(_INSERT, *(getattr(record, c) for c in _INSERT_COLUMNS))
-
-
-async def mark_reversed(
-    connection: asyncpg.Connection, key: AccountKey, request_unique_no: str, reversed_by: str
-) -> bool:
-    """Conditional update: only an applied, unreversed adjustment can be marked."""
-    status = await connection.execute(
-        _MARK_REVERSED, key.company_id, key.customer, request_unique_no, reversed_by
-    )
-    return bool(status == "UPDATE 1")
 
 
 def first_difference(pairs: list[tuple[str, object, object]]) -> str:
