@@ -1,0 +1,58 @@
+"""`ledger-facade`: serve TradeBoss's webhooks over HTTP with uvicorn."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+import uvicorn
+
+from ledger_service import logs
+
+from .app import create_app, ledger_client_for
+from .settings import FacadeSettings, add_flags
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="ledger-facade", description=__doc__)
+    add_flags(parser)
+    flags = parser.parse_args(argv)
+    try:
+        settings = FacadeSettings.from_env().with_flags(flags)
+        settings.check()
+    except ValueError as error:
+        parser.error(str(error))
+    logs.configure(settings.log_level, settings.log_format)
+    options: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": settings.log_level.lower(),
+        "access_log": False,  # the facade logs one structured line per call itself
+        "ssl_certfile": str(settings.tls_cert) if settings.tls_cert else None,
+        "ssl_keyfile": str(settings.tls_key) if settings.tls_key else None,
+        "timeout_graceful_shutdown": 10,
+        "log_config": None,
+    }
+    if settings.workers > 1:
+        # Worker processes build their app from the environment.
+        os.environ.update(_as_env(flags))
+        uvicorn.run(
+            "http_facade.app:app_from_env", factory=True, workers=settings.workers, **options
+        )
+    else:
+        uvicorn.run(create_app(settings, ledger_client_for(settings)), **options)
+    return 0
+
+
+def _as_env(flags: argparse.Namespace) -> dict[str, str]:
+    return {
+        f"FACADE_{name.upper()}": str(value)
+        for name, value in vars(flags).items()
+        if value is not None
+    }
+
+
+if __name__ == "__main__":
+    sys.exit(main())

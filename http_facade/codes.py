@@ -1,0 +1,89 @@
+"""Every answer code the facade gives TradeBoss, and the one table from ledger
+outcomes to codes. The README lists this table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from protos.ledger.v1 import ledger_pb2 as pb
+
+
+@dataclass(frozen=True)
+class Code:
+    code: str
+    msg: str  # English; "{}" marks where msgParams goes
+
+    @property
+    def ok(self) -> bool:
+        return self.code == "0"
+
+
+SUCCESS = Code("0", "Success")
+# TradeBoss's own cancel codes.
+RECEIVED_NOT_PROCESSED = Code(
+    "US_0000001", "The request was received but not processed: nothing to reverse"
+)
+NOT_RECEIVED = Code(
+    "US_0000002", "No request with this number was received; it is now refused if it arrives"
+)
+# Input.
+INVALID_HEADER = Code("LW_1001", "Missing or invalid header: {}")
+INVALID_PARAMETER = Code("LW_1002", "Missing or invalid parameter: {}")
+INVALID_AMOUNT = Code("LW_1003", "Amount is not a plain decimal number: {}")
+AMOUNT_SIGN_MISMATCH = Code("LW_1004", "Amount sign contradicts the operation type: {}")
+TOO_MANY_DIGITS = Code("LW_1005", "Amount has more fractional digits than amountDigits: {}")
+INVALID_BODY = Code("LW_1006", "Request body is not a JSON object: {}")
+UNSUPPORTED_MEDIA_TYPE = Code("LW_1007", "Content-Type must be application/json")
+BODY_TOO_LARGE = Code("LW_1008", "Request body is larger than {} bytes")
+# Callers.
+CALLER_NOT_ALLOWED = Code("LW_2001", "Caller not allowed: {}")
+COMPANY_NOT_ALLOWED = Code("LW_2002", "Company not allowed: {}")
+BAD_SIGNATURE = Code("LW_2003", "Missing or invalid request signature")
+# Wallets.
+ACCOUNT_NOT_FOUND = Code("LW_3001", "Account not found")
+USER_NAME_MISMATCH = Code("LW_3002", "userName does not match the account")
+CURRENCY_MISMATCH = Code("LW_3003", "amountDigits does not match the account's currency scale")
+CANCEL_TARGET_MISMATCH = Code("LW_3004", "The cancel does not match the request it names: {}")
+# Decisions.
+INSUFFICIENT_BALANCE = Code("LW_4001", "Insufficient balance")
+DUPLICATE_REQUEST = Code("LW_4002", "requestUniqueNo was already used with different {}")
+ALREADY_CANCELLED = Code("LW_4003", "Refused: this request was already cancelled")
+# The ledger behind us.
+INTERNAL_ERROR = Code("LW_5000", "Internal error")
+LEDGER_UNAVAILABLE = Code("LW_5001", "Ledger unavailable, try again")
+LEDGER_TIMEOUT = Code("LW_5002", "Ledger did not answer in time")
+LEDGER_BUSY = Code("LW_5003", "Ledger busy with conflicting requests, try again")
+
+ALL_CODES = [value for value in dict(globals()).values() if isinstance(value, Code)]
+
+# The one table: every ledger outcome -> one code.
+CODE_OF_OUTCOME: dict[int, Code] = {
+    pb.OUTCOME_APPLIED: SUCCESS,
+    pb.OUTCOME_REVERSED: SUCCESS,
+    pb.OUTCOME_ALREADY_REVERSED: SUCCESS,
+    pb.OUTCOME_NOT_APPLIED: RECEIVED_NOT_PROCESSED,
+    pb.OUTCOME_NEVER_RECEIVED: NOT_RECEIVED,
+    pb.OUTCOME_INVALID_ARGUMENT: INVALID_PARAMETER,
+    pb.OUTCOME_INVALID_AMOUNT: INVALID_AMOUNT,
+    pb.OUTCOME_AMOUNT_SIGN_MISMATCH: AMOUNT_SIGN_MISMATCH,
+    pb.OUTCOME_TOO_MANY_DIGITS: TOO_MANY_DIGITS,
+    pb.OUTCOME_ACCOUNT_NOT_FOUND: ACCOUNT_NOT_FOUND,
+    pb.OUTCOME_ACCOUNT_SCALE_MISMATCH: CURRENCY_MISMATCH,
+    pb.OUTCOME_USER_NAME_MISMATCH: USER_NAME_MISMATCH,
+    pb.OUTCOME_CANCEL_TARGET_MISMATCH: CANCEL_TARGET_MISMATCH,
+    pb.OUTCOME_REQUEST_NOT_FOUND: INTERNAL_ERROR,  # the facade never asks for one
+    pb.OUTCOME_CONFLICT: DUPLICATE_REQUEST,
+    pb.OUTCOME_ALREADY_CANCELLED: ALREADY_CANCELLED,
+    pb.OUTCOME_INSUFFICIENT_BALANCE: INSUFFICIENT_BALANCE,
+    pb.OUTCOME_UNAVAILABLE: LEDGER_UNAVAILABLE,
+    pb.OUTCOME_DEADLINE_EXCEEDED: LEDGER_TIMEOUT,
+    pb.OUTCOME_ABORTED: LEDGER_BUSY,
+    pb.OUTCOME_INTERNAL: INTERNAL_ERROR,
+}
+
+
+def markdown_table() -> str:
+    """The code list as the README shows it."""
+    lines = ["| code | msg |", "|------|-----|"]
+    lines += [f"| `{c.code}` | {c.msg.replace('{}', '&lt;msgParams&gt;')} |" for c in ALL_CODES]
+    return "\n".join(lines)

@@ -1,0 +1,111 @@
+"""The facade's only way to the ledger: one reused gRPC channel, a deadline on
+every call, and every failure turned into an answer code."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable
+from typing import TypeVar
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_status import rpc_status
+
+from ledger_service.client import ChannelSecurity, open_channel
+from protos.ledger.v1 import ledger_pb2 as pb
+from protos.ledger.v1 import ledger_pb2_grpc
+
+from . import codes, metrics
+from .envelope import Answer
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class LedgerClient:
+    def __init__(self, target: str, deadline: float, security: ChannelSecurity) -> None:
+        self.target = target
+        self.deadline = deadline
+        self._security = security
+        self._channel: grpc.aio.Channel | None = None
+
+    async def open(self) -> None:
+        """Open the one channel, inside the serving event loop."""
+        self._channel = open_channel(self.target, self._security)
+        self._stub = ledger_pb2_grpc.LedgerServiceStub(self._channel)
+        self._health = health_pb2_grpc.HealthStub(self._channel)
+
+    async def close(self) -> None:
+        if self._channel is not None:
+            await self._channel.close()
+
+    async def balance(self, request: pb.GetBalanceRequest, trace: str) -> pb.GetBalanceResponse:
+        return await self._call(self._stub.GetBalance(request, **self._options(trace)))
+
+    async def adjust(self, request: pb.AdjustRequest, trace: str) -> pb.AdjustResponse:
+        return await self._call(self._stub.Adjust(request, **self._options(trace)))
+
+    async def cancel(
+        self, request: pb.CancelAdjustmentRequest, trace: str
+    ) -> pb.CancelAdjustmentResponse:
+        return await self._call(self._stub.CancelAdjustment(request, **self._options(trace)))
+
+    async def ready(self) -> bool:
+        try:
+            answer = await self._health.Check(health_pb2.HealthCheckRequest(), timeout=1.0)
+        except grpc.aio.AioRpcError:
+            return False
+        return bool(answer.status == health_pb2.HealthCheckResponse.SERVING)
+
+    def _options(self, trace: str) -> dict[str, object]:
+        return {"timeout": self.deadline, "metadata": (("trace", trace),)}
+
+    async def _call(self, call: Awaitable[T]) -> T:
+        try:
+            return await call
+        except grpc.aio.AioRpcError as error:
+            raise _answer_for(error) from None
+
+
+def _answer_for(error: grpc.aio.AioRpcError) -> Answer:
+    """The ledger's ErrorDetail names the outcome; without one, the status code
+    says whether the ledger was unreachable or too slow."""
+    status = rpc_status.from_call(error)
+    if status is not None:
+        for packed in status.details:
+            detail = pb.ErrorDetail()
+            if packed.Unpack(detail):
+                code = codes.CODE_OF_OUTCOME.get(detail.outcome, codes.INTERNAL_ERROR)
+                if detail.outcome == pb.OUTCOME_DEADLINE_EXCEEDED:
+                    metrics.LEDGER_DEADLINE_EXPIRIES.inc()
+                return Answer(code, *_params(code, detail.field))
+    if error.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+        metrics.LEDGER_DEADLINE_EXPIRIES.inc()
+        return Answer(codes.LEDGER_TIMEOUT)
+    if error.code() == grpc.StatusCode.UNAVAILABLE:
+        return Answer(codes.LEDGER_UNAVAILABLE)
+    log.error("ledger call failed: %s %s", error.code().name, error.details())
+    return Answer(codes.INTERNAL_ERROR)
+
+
+_FIELD_NAMES = {
+    "customer": "thirdServerCode",
+    "user_name": "userName",
+    "request_unique_no": "requestUniqueNo",
+    "reverse_request_unique_no": "reverseRequestUniqueNo",
+    "amount_digits": "amountDigits",
+    "operation_type": "operationType",
+    "client_ip": "ip",
+    "cancel_remark": "cancelRemark",
+    "company_id": "companyId",
+}
+
+
+def _params(code: codes.Code, field: str) -> tuple[str, ...]:
+    if "{}" not in code.msg or not field:
+        return ()
+    return (_FIELD_NAMES.get(field, field),)
+
+
+def conflict_params(field: str) -> tuple[str, ...]:
+    return (_FIELD_NAMES.get(field, field),) if field else ()
