@@ -98,6 +98,11 @@ _FIELD_NAMES = {
     "client_ip": "ip",
     "cancel_remark": "cancelRemark",
     "company_id": "companyId",
+    "order_id": "orderId",
+    "biz_type": "bizType",
+    "request_time_ms": "requestTime",
+    # The number is known as another kind of request (an execute's as a cancel's).
+    "kind": "requestUniqueNo",
 }
 
 

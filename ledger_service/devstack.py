@@ -2,7 +2,7 @@
 
 Starts the ledger service (which starts the embedded PostgreSQL in .ledger/
 unless LEDGER_DATABASE_URL is set) and then the HTTP facade, prints where each
-listens, and stops both cleanly on Ctrl-C or SIGTERM.
+listens, and stops both cleanly on Ctrl-C or SIGTERM (facade first).
 """
 
 from __future__ import annotations
@@ -12,12 +12,14 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from types import FrameType
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 LEDGER_LISTEN = os.environ.get("LEDGER_LISTEN", "127.0.0.1:50051")
+FACADE_LISTEN = os.environ.get("FACADE_LISTEN", "127.0.0.1:8080")
 
 
 def _wait_for_ledger(process: subprocess.Popen[bytes], within: float = 60.0) -> None:
@@ -36,6 +38,19 @@ def _wait_for_ledger(process: subprocess.Popen[bytes], within: float = 60.0) -> 
     raise SystemExit(f"the ledger service did not become ready within {within:.0f}s")
 
 
+def _wait_for_facade(process: subprocess.Popen[bytes], within: float = 30.0) -> None:
+    give_up_at = time.monotonic() + within
+    while time.monotonic() < give_up_at:
+        if process.poll() is not None:
+            raise SystemExit(f"the facade exited with status {process.returncode}")
+        try:
+            with urllib.request.urlopen(f"http://{FACADE_LISTEN}/readyz", timeout=1):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit(f"the facade did not become ready within {within:.0f}s")
+
+
 def main() -> int:
     children: list[subprocess.Popen[bytes]] = []
 
@@ -49,9 +64,25 @@ def main() -> int:
         )
         children.append(ledger)
         _wait_for_ledger(ledger)
+        facade = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "http_facade.cli",
+                "--listen",
+                FACADE_LISTEN,
+                "--ledger-target",
+                LEDGER_LISTEN,
+            ]
+        )
+        children.append(facade)
+        _wait_for_facade(facade)
         database = os.environ.get("LEDGER_DATABASE_URL") or "embedded, data in .ledger/pgdata"
-        print(f"\n  PostgreSQL    {database}")
-        print(f"  ledger gRPC   {LEDGER_LISTEN}   (try: .venv/bin/ledger balance --help)")
+        metrics = os.environ.get("LEDGER_METRICS_LISTEN", "127.0.0.1:9464")
+        print(f"\n  PostgreSQL      {database}")
+        print(f"  ledger gRPC     {LEDGER_LISTEN}   metrics http://{metrics}/metrics")
+        print(f"  facade HTTP     http://{FACADE_LISTEN}   (/readyz, /metrics, /openapi.json)")
+        print("  operator CLI    .venv/bin/ledger --help")
         print("\n  Ctrl-C stops everything.\n", flush=True)
         while all(child.poll() is None for child in children):
             time.sleep(0.5)
@@ -59,10 +90,10 @@ def main() -> int:
     except KeyboardInterrupt:
         return 0
     finally:
-        for child in children:
+        # The facade first, so nothing reaches a ledger that is stopping.
+        for child in reversed(children):
             if child.poll() is None:
                 child.send_signal(signal.SIGTERM)
-        for child in children:
             try:
                 child.wait(timeout=20)
             except subprocess.TimeoutExpired:

@@ -316,3 +316,95 @@ async def assert_books_balance(db: asyncpg.Pool) -> None:
         for check, query in reconciliation.CHECKS.items():
             rows = await connection.fetch(query, 0)
             assert [dict(row) for row in rows] == [], check
+
+
+# --- Facade processes --------------------------------------------------------
+
+
+@dataclass
+class FacadeProcess:
+    """A `ledger-facade` child process on a loopback port."""
+
+    url: str
+    env: dict[str, str]
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "http_facade.cli"],
+            env=self.env,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+
+    async def wait_ready(self, within: float = 30.0, path: str = "/healthz") -> None:
+        import httpx
+
+        loop = asyncio.get_running_loop()
+        give_up_at = loop.time() + within
+        async with httpx.AsyncClient(verify=False) as client:
+            while True:
+                assert self.process is not None
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"facade exited early:\n{self.log()}")
+                try:
+                    answer = await client.get(self.url + path, timeout=1)
+                    if answer.status_code == 200:
+                        return
+                except httpx.HTTPError:
+                    pass
+                if loop.time() > give_up_at:
+                    raise TimeoutError(f"facade not ready after {within}s:\n{self.log()}")
+                await asyncio.sleep(0.1)
+
+    def terminate(self, within: float = 30.0) -> int:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=within)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+@pytest.fixture(scope="session")
+def facade_factory(
+    ledger_server: LedgerProcess, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[..., FacadeProcess]]:
+    """Make FacadeProcess objects (not started): FACADE_* settings as keywords;
+    by default pointing at the session's ledger."""
+    made: list[FacadeProcess] = []
+    logs = tmp_path_factory.mktemp("facade-logs")
+
+    def make(**settings: str) -> FacadeProcess:
+        port = free_port()
+        scheme = "https" if "tls_cert" in settings else "http"
+        env = {
+            **os.environ,
+            "FACADE_LISTEN": f"127.0.0.1:{port}",
+            "FACADE_LEDGER_TARGET": ledger_server.target,
+            **{f"FACADE_{name.upper()}": value for name, value in settings.items()},
+        }
+        facade = FacadeProcess(
+            f"{scheme}://127.0.0.1:{port}", env, logs / f"facade-{len(made)}.log"
+        )
+        made.append(facade)
+        return facade
+
+    yield make
+    for facade in made:
+        if facade.process is not None and facade.process.poll() is None:
+            facade.process.kill()
+            facade.process.wait(timeout=10)
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def facade(facade_factory: Callable[..., FacadeProcess]) -> FacadeProcess:
+    """The session's facade in front of the session's ledger. Tests must not stop it."""
+    process = facade_factory()
+    process.start()
+    await process.wait_ready(path="/readyz")
+    return process

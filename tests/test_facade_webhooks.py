@@ -1,0 +1,181 @@
+"""The three webhooks end to end: real HTTP -> real gRPC -> the embedded
+PostgreSQL, for every row of spec/webhooks.md."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+
+from protos.ledger.v1 import ledger_pb2 as pb
+
+from .conftest import assert_books_balance, unique
+from .ledger_calls import balance_of
+from .tradeboss import CANCEL, EXECUTE, TradeBoss
+
+
+@pytest.fixture
+async def tradeboss(facade):
+    async with httpx.AsyncClient() as client:
+        yield TradeBoss(facade.url, client)
+
+
+async def test_balance_query_has_exact_digits_and_snake_case_twins(tradeboss, open_wallet):
+    wallet = await open_wallet(balance="12.5", digits=4, currency="USDT")
+    answer = await tradeboss.query(wallet)
+    assert answer["code"] == "0"
+    assert answer["data"] == {
+        "userName": wallet.user_name,
+        "currency": "USDT",
+        "amount": "12.5000",
+        "amountDigits": 4,
+        "user_name": wallet.user_name,
+        "amount_digits": 4,
+    }
+
+
+@pytest.mark.parametrize(
+    ("operation", "amount", "expected"),
+    [
+        ("OPEN_POSITION", "30.25", "69.75"),
+        ("NORMAL_CLOSE", "30.25", "130.25"),
+        ("ABNORMAL_OVERTRADING", "-130.25", "-30.25"),
+    ],
+)
+async def test_each_operation_moves_money_its_way(
+    tradeboss, open_wallet, ledger_stub, db, operation, amount, expected
+):
+    wallet = await open_wallet(balance="100.00")
+    answer = await tradeboss.post(EXECUTE, tradeboss.execute_body(wallet, amount, operation))
+    assert (answer["code"], answer["msg"], answer["data"]) == ("0", "Success", {})
+    assert await balance_of(ledger_stub, wallet) == expected
+    await assert_books_balance(db)
+
+
+async def test_repeat_is_applied_once_and_conflict_is_named(tradeboss, open_wallet, ledger_stub):
+    wallet = await open_wallet(balance="100.00")
+    body = tradeboss.execute_body(wallet, "10.00")
+    first = await tradeboss.post(EXECUTE, body)
+    repeat = await tradeboss.post(EXECUTE, {**body, "requestTime": body["requestTime"] + 1})
+    assert first["code"] == repeat["code"] == "0"
+    conflict = await tradeboss.post(EXECUTE, {**body, "amount": "11.00"})
+    assert (conflict["code"], conflict["msgParams"]) == ("LW_4002", "amount")
+    assert "amount" in conflict["msg"]
+    other = await tradeboss.post(EXECUTE, {**body, "orderId": 1})
+    assert (other["code"], other["msgParams"]) == ("LW_4002", "orderId")
+    assert await balance_of(ledger_stub, wallet) == "90.00"
+
+
+async def test_insufficient_balance_and_its_cancel(tradeboss, open_wallet, ledger_stub):
+    wallet = await open_wallet(balance="5.00")
+    body = tradeboss.execute_body(wallet, "5.01")
+    refused = await tradeboss.post(EXECUTE, body)
+    assert refused["code"] == "LW_4001"
+    cancel = await tradeboss.post(
+        CANCEL, tradeboss.cancel_body(wallet, body["requestUniqueNo"], "5.01")
+    )
+    assert cancel["code"] == "US_0000001"
+    assert await balance_of(ledger_stub, wallet) == "5.00"
+
+
+async def test_cancel_of_applied_reverses_once_then_answers_zero_again(
+    tradeboss, open_wallet, ledger_stub, db
+):
+    wallet = await open_wallet(balance="100.00")
+    body = tradeboss.execute_body(wallet, "40.00")
+    await tradeboss.post(EXECUTE, body)
+    cancel = tradeboss.cancel_body(wallet, body["requestUniqueNo"], "40.00")
+    answers = await asyncio.gather(*(tradeboss.post(CANCEL, cancel) for _ in range(5)))
+    assert {a["code"] for a in answers} == {"0"}
+    other_cancel = tradeboss.cancel_body(wallet, body["requestUniqueNo"], "40.00")
+    assert (await tradeboss.post(CANCEL, other_cancel))["code"] == "0"  # already reversed
+    assert await balance_of(ledger_stub, wallet) == "100.00"
+    await assert_books_balance(db)
+
+
+async def test_cancel_without_timestamp_header_is_accepted(tradeboss, open_wallet):
+    wallet = await open_wallet(balance="1.00")
+    cancel = tradeboss.cancel_body(wallet, unique("never"), "1.00")
+    answer = await tradeboss.post(CANCEL, cancel, headers=tradeboss.headers(with_timestamp=False))
+    assert answer["code"] == "US_0000002"
+
+
+async def test_never_received_leaves_a_tombstone_and_the_late_execute_is_refused(
+    tradeboss, open_wallet, ledger_stub, db
+):
+    wallet = await open_wallet(balance="100.00")
+    late = tradeboss.execute_body(wallet, "10.00")
+    cancel = tradeboss.cancel_body(wallet, late["requestUniqueNo"], "10.00")
+    assert (await tradeboss.post(CANCEL, cancel))["code"] == "US_0000002"
+    assert (await tradeboss.post(CANCEL, cancel))["code"] == "US_0000002"
+    refused = await tradeboss.post(EXECUTE, late)
+    assert refused["code"] == "LW_4003"
+    assert await balance_of(ledger_stub, wallet) == "100.00"
+    await assert_books_balance(db)
+
+
+async def test_wallet_mismatches(tradeboss, open_wallet):
+    wallet = await open_wallet(balance="100.00")
+    unknown = await tradeboss.query(wallet, thirdServerCode=unique("nobody"))
+    assert unknown["code"] == "LW_3001"
+    unknown_currency = await tradeboss.query(wallet, currency="XYZ")
+    assert unknown_currency["code"] == "LW_3001"
+    await tradeboss.query(wallet)  # binds the userName
+    other_user = await tradeboss.query(wallet, userName="someone-else")
+    assert other_user["code"] == "LW_3002"
+    execute = tradeboss.execute_body(wallet, "1.000", amountDigits=3)
+    assert (await tradeboss.post(EXECUTE, execute))["code"] == "LW_3003"
+
+
+async def test_cancel_naming_another_currency_is_refused(tradeboss, open_wallet, ledger_stub):
+    usd = await open_wallet(balance="100.00", currency="USD")
+    eur = await open_wallet(balance="0", currency="EUR", customer=usd.customer)
+    body = tradeboss.execute_body(usd, "10.00")
+    await tradeboss.post(EXECUTE, body)
+    wrong = tradeboss.cancel_body(eur, body["requestUniqueNo"], "10.00", userName=usd.user_name)
+    answer = await tradeboss.post(CANCEL, wrong)
+    assert (answer["code"], answer["msgParams"]) == ("LW_3004", "currency")
+    assert await balance_of(ledger_stub, usd) == "90.00"
+
+
+async def test_trace_reaches_the_journal(tradeboss, open_wallet, ledger_stub):
+    wallet = await open_wallet(balance="10.00")
+    trace = unique("trace")
+    body = tradeboss.execute_body(wallet, "1.00")
+    answer = await tradeboss.post(EXECUTE, body, headers=tradeboss.headers(trace=trace))
+    assert answer["trace"] == trace
+    record = await ledger_stub.GetRequest(
+        pb.GetRequestRequest(account=wallet.key, request_unique_no=body["requestUniqueNo"])
+    )
+    assert record.request.trace_id == trace
+
+
+async def test_unknown_fields_are_ignored(tradeboss, open_wallet):
+    wallet = await open_wallet(balance="10.00")
+    body = tradeboss.execute_body(wallet, "1.00", somethingNew={"x": 1}, tradeType=81)
+    assert (await tradeboss.post(EXECUTE, body))["code"] == "0"
+
+
+async def test_own_openapi_document_lists_paths_and_codes(facade):
+    async with httpx.AsyncClient() as client:
+        document = (await client.get(facade.url + "/openapi.json")).json()
+    assert document["openapi"].startswith("3.")
+    assert set(document["paths"]) == {
+        "/get-user-amount",
+        "/external-system-credit-limit-adjustment",
+        "/cancel-external-system-credit-limit-adjustment",
+    }
+    schema = document["paths"][EXECUTE]["post"]["responses"]["200"]["content"]["application/json"][
+        "schema"
+    ]
+    assert {"0", "US_0000001", "US_0000002", "LW_4001", "LW_5002"} <= set(
+        schema["properties"]["code"]["enum"]
+    )
+
+
+async def test_health_and_readiness(facade):
+    async with httpx.AsyncClient() as client:
+        assert (await client.get(facade.url + "/healthz")).json() == {"status": "up"}
+        ready = await client.get(facade.url + "/readyz")
+    assert ready.status_code == 200 and ready.json()["status"] == "ready"
