@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from typing import Any
 
@@ -30,11 +31,17 @@ def main(argv: list[str] | None = None) -> int:
         "port": settings.port,
         "log_level": settings.log_level.lower(),
         "access_log": False,  # the facade logs one structured line per call itself
+        # X-Forwarded-For is judged by the facade's own trusted-proxy setting;
+        # uvicorn would otherwise believe it from any loopback peer.
+        "proxy_headers": False,
         "ssl_certfile": str(settings.tls_cert) if settings.tls_cert else None,
         "ssl_keyfile": str(settings.tls_key) if settings.tls_key else None,
         "timeout_graceful_shutdown": 10,
         "log_config": None,
     }
+    # uvicorn drains connections on SIGTERM, then re-raises the signal to the
+    # handler it found: make that a clean exit, as for the ledger service.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     if settings.workers > 1:
         # Worker processes build their app from the environment.
         os.environ.update(_as_env(flags))
@@ -44,6 +51,10 @@ def main(argv: list[str] | None = None) -> int:
     else:
         uvicorn.run(create_app(settings, ledger_client_for(settings)), **options)
     return 0
+
+
+def _exit_cleanly(signum: int, frame: object) -> None:
+    sys.exit(0)
 
 
 def _as_env(flags: argparse.Namespace) -> dict[str, str]:

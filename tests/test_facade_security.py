@@ -1,0 +1,155 @@
+"""The facade is not an open door: networks, proxies, companies, signatures,
+TLS, and a refusal to start wide open."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import subprocess
+import sys
+
+import httpx
+import pytest
+import trustme
+
+from http_facade.security import signature
+
+from .conftest import ROOT, FacadeProcess, free_port
+from .tradeboss import QUERY, TradeBoss
+
+
+async def _started(facade_factory, **settings: str) -> FacadeProcess:
+    facade: FacadeProcess = facade_factory(**settings)
+    facade.start()
+    await facade.wait_ready()
+    return facade
+
+
+async def _query(url: str, wallet, **headers: str) -> dict:
+    async with httpx.AsyncClient() as client:
+        tradeboss = TradeBoss(url, client, extra_headers=headers)
+        return await tradeboss.query(wallet)
+
+
+async def test_callers_outside_the_allowlist_are_refused(facade_factory, open_wallet):
+    wallet = await open_wallet()
+    facade = await _started(facade_factory, allowed_networks="10.0.0.0/8")
+    try:
+        answer = await _query(facade.url, wallet)
+        assert (answer["code"], answer["msgParams"]) == ("LW_2001", "127.0.0.1")
+        # X-Forwarded-For from a peer that is not a trusted proxy is ignored.
+        spoofed = await _query(facade.url, wallet, **{"X-Forwarded-For": "10.1.2.3"})
+        assert spoofed["code"] == "LW_2001"
+    finally:
+        facade.terminate()
+    assert "refused caller 127.0.0.1" in facade.log()
+
+
+async def test_forwarded_for_is_believed_from_trusted_proxies(facade_factory, open_wallet):
+    wallet = await open_wallet()
+    facade = await _started(
+        facade_factory, allowed_networks="203.0.113.0/24", trusted_proxies="127.0.0.1/32"
+    )
+    try:
+        allowed = await _query(facade.url, wallet, **{"X-Forwarded-For": "203.0.113.5"})
+        assert allowed["code"] == "0"
+        # The right-most untrusted hop counts, whatever the client wrote before it.
+        forged = await _query(
+            facade.url, wallet, **{"X-Forwarded-For": "203.0.113.5, 198.51.100.1"}
+        )
+        assert (forged["code"], forged["msgParams"]) == ("LW_2001", "198.51.100.1")
+    finally:
+        facade.terminate()
+
+
+async def test_companies_outside_the_allowlist_are_refused(facade_factory, open_wallet):
+    allowed_wallet = await open_wallet(company_id=2)
+    other_wallet = await open_wallet(company_id=3)
+    facade = await _started(facade_factory, allowed_companies="2")
+    try:
+        async with httpx.AsyncClient() as client:
+            answer = await TradeBoss(facade.url, client, company_id=3).query(other_wallet)
+            assert (answer["code"], answer["msgParams"]) == ("LW_2002", "3")
+            answer = await TradeBoss(facade.url, client, company_id=2).query(allowed_wallet)
+            assert answer["code"] == "0"
+    finally:
+        facade.terminate()
+
+
+async def test_hmac_signature_is_required_when_configured(facade_factory, open_wallet, tmp_path):
+    wallet = await open_wallet()
+    secret = tmp_path / "secret"
+    secret.write_text("s3cret\n")
+    facade = await _started(facade_factory, hmac_secret_file=str(secret))
+    body = (
+        f'{{"thirdServerCode": "{wallet.customer}", "userName": "{wallet.user_name}", '
+        f'"currency": "{wallet.currency}"}}'
+    ).encode()
+    try:
+        async with httpx.AsyncClient() as client:
+            tradeboss = TradeBoss(facade.url, client)
+            unsigned = await tradeboss.post(QUERY, None, content=body)
+            assert unsigned["code"] == "LW_2003"
+            headers = {**tradeboss.headers(), "X-Signature": signature(b"wrong", body)}
+            wrong = await tradeboss.post(QUERY, None, content=body, headers=headers)
+            assert wrong["code"] == "LW_2003"
+            headers = {**tradeboss.headers(), "X-Signature": "sha256=" + signature(b"s3cret", body)}
+            signed = await tradeboss.post(QUERY, None, content=body, headers=headers)
+            assert signed["code"] == "0"
+    finally:
+        facade.terminate()
+
+
+async def test_refuses_to_listen_wide_open_without_an_allowlist():
+    port = free_port()
+    refused = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "http_facade.cli", "--listen", f"0.0.0.0:{port}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert refused.returncode == 2
+    assert "FACADE_ALLOWED_NETWORKS" in refused.stderr
+
+
+async def test_wide_open_when_told_so(facade_factory):
+    facade: FacadeProcess = facade_factory(allow_any_caller="true")
+    facade.env["FACADE_LISTEN"] = "0.0.0.0:" + facade.url.rsplit(":", 1)[1]
+    facade.start()
+    await facade.wait_ready()
+    assert facade.terminate() == 0
+
+
+async def test_serves_https_with_uvicorn_tls(facade_factory, open_wallet, tmp_path):
+    wallet = await open_wallet()
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    cert.cert_chain_pems[0].write_to_path(str(tmp_path / "cert.pem"))
+    cert.private_key_pem.write_to_path(str(tmp_path / "key.pem"))
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    facade = await _started(
+        facade_factory, tls_cert=str(tmp_path / "cert.pem"), tls_key=str(tmp_path / "key.pem")
+    )
+    try:
+        assert facade.url.startswith("https://")
+        context = ssl.create_default_context(cafile=str(tmp_path / "ca.pem"))
+        async with httpx.AsyncClient(verify=context) as client:
+            answer = await TradeBoss(facade.url, client).query(wallet)
+        assert answer["code"] == "0"
+    finally:
+        facade.terminate()
+
+
+@pytest.mark.parametrize("flag", ["--ledger-deadline=5", "--path-prefix=api"])
+async def test_settings_that_make_no_sense_are_refused(flag):
+    refused = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "http_facade.cli", flag],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert refused.returncode == 2 and "error" in refused.stderr
