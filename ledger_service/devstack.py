@@ -86,7 +86,11 @@ def main() -> int:
         print("\n  Ctrl-C stops everything.\n", flush=True)
         while all(child.poll() is None for child in children):
             time.sleep(0.5)
-        return 1
+        # A child stopped first: cleanly when Ctrl-C reached it before us.
+        failed = [child for child in children if child.returncode not in (None, 0)]
+        for child in failed:
+            print(f"{child.args[2]} exited with status {child.returncode}", flush=True)
+        return 1 if failed else 0
     except KeyboardInterrupt:
         return 0
     finally:
