@@ -39,9 +39,10 @@ def main(argv: list[str] | None = None) -> int:
         "timeout_graceful_shutdown": 10,
         "log_config": None,
     }
-    # uvicorn drains connections on SIGTERM, then re-raises the signal to the
+    # uvicorn drains connections on SIGTERM or Ctrl-C, then re-raises the signal to the
     # handler it found: make that a clean exit, as for the ledger service.
     signal.signal(signal.SIGTERM, _exit_cleanly)
+    signal.signal(signal.SIGINT, _exit_cleanly)
     if settings.workers > 1:
         # Worker processes build their app from the environment.
         os.environ.update(_as_env(flags))
