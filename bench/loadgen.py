@@ -92,7 +92,7 @@ async def grpc_traffic(settings: dict[str, Any], tally: Tally) -> Callable[[], A
 async def http_traffic(settings: dict[str, Any], tally: Tally) -> Callable[[], Awaitable[None]]:
     import aiohttp
 
-    session = aiohttp.ClientSession(
+    session = settings["_session"] = aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=60),
         timeout=aiohttp.ClientTimeout(total=settings["deadline"] + 0.5),
     )
@@ -251,6 +251,8 @@ async def main_async(settings: dict[str, Any]) -> dict[str, Any]:
     run = open_loop if settings.get("rate") else closed_loop
     wall = await run(one, settings, tally)
     cpu_after = resource.getrusage(resource.RUSAGE_SELF)
+    if "_session" in settings:
+        await settings["_session"].close()
     cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
     return {
         "latencies": list(tally.latencies),

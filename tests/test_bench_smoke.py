@@ -1,0 +1,60 @@
+"""`make bench` in miniature: it runs from scratch and writes a well-formed,
+verified result. (No figure is asserted: speed is the benchmark's business.)"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+
+from .conftest import ROOT
+
+SCENARIOS = [
+    "baseline (pgbench)",
+    "grpc direct",
+    "e2e uniform",
+    "e2e at-80%-of-peak",
+    "e2e hot-accounts",
+]
+
+
+async def test_quick_bench_writes_a_verified_result(tmp_path):
+    output = tmp_path / "result.json"
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "--quick",
+            "--duration",
+            "1",
+            "--accounts",
+            "40",
+            "--concurrency",
+            "8",
+            "--output",
+            str(output),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    result = json.loads(output.read_text())
+    assert [s["name"] for s in result["scenarios"]] == SCENARIOS
+    for scenario in result["scenarios"]:
+        assert scenario["requests"] > 0
+        assert scenario["errors"] == 0
+        assert scenario["p50_ms"] <= scenario["p95_ms"] <= scenario["p99_ms"] <= scenario["max_ms"]
+    for scenario in result["scenarios"][1:]:
+        assert scenario["extra"]["wrong_answers"] == 0
+        assert scenario["extra"]["ratio_to_baseline"] > 0
+        assert "load generator" in scenario["extra"]["cpu_cores_used"]
+    verification = result["verification"]
+    assert verification["discrepancies"] == 0
+    assert all(check["agree"] for check in verification["answers_match_books"].values())
+    assert result["valid"] is True
+    assert "e2e uniform" in done.stdout and "VALID" in done.stdout
