@@ -10,7 +10,7 @@ PROTOC := $(BIN)/python -m grpc_tools.protoc -Iprotos=protos --python_out=. --gr
 	--plugin=protoc-gen-mypy=$(BIN)/protoc-gen-mypy --mypy_out=. $(PROTO_SRC)
 
 .DEFAULT_GOAL := help
-.PHONY: help install proto run test lint typecheck clean bench
+.PHONY: help install proto run test soak lint typecheck clean bench
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -37,6 +37,9 @@ run: install ## Start embedded PostgreSQL, the ledger service and the HTTP facad
 test: install ## Run the whole test suite (embedded PostgreSQL, real gRPC and HTTP servers)
 	$(BIN)/buf lint
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+soak: install ## The model-based test at length (LEDGER_SOAK=1: hundreds of random sequences)
+	LEDGER_SOAK=1 $(BIN)/pytest tests/test_model.py -p no:cacheprovider -o timeout=3600
 
 lint: install ## ruff, mypy and buf lint
 	$(BIN)/ruff check .

@@ -222,3 +222,18 @@ async def test_user_name_binds_on_first_use_and_must_match(ledger_stub, open_wal
     assert error_detail(balance_refused.value).outcome == pb.OUTCOME_USER_NAME_MISMATCH
     assert await balance_of(ledger_stub, wallet) == "49.00"
     await assert_books_balance(db)
+
+
+async def test_credits_land_on_a_balance_below_zero(ledger_stub, open_wallet, db):
+    """Credits are never refused for lack of balance (found by the model test)."""
+    wallet = await open_wallet(balance="1.00")
+    await ledger_stub.Adjust(adjust_request(wallet, "-3.00", OVERTRADE))
+    closed = await ledger_stub.Adjust(adjust_request(wallet, "0.50", CLOSE))
+    assert (closed.outcome, closed.balance.amount) == (pb.OUTCOME_APPLIED, "-1.50")
+    deposit = await ledger_stub.Deposit(
+        pb.DepositRequest(account=wallet.key, amount="0.25", idempotency_key=unique("dep"))
+    )
+    assert (deposit.outcome, deposit.balance.amount) == (pb.OUTCOME_APPLIED, "-1.25")
+    refused = await ledger_stub.Adjust(adjust_request(wallet, "0.01", OPEN))
+    assert refused.outcome == pb.OUTCOME_INSUFFICIENT_BALANCE
+    await assert_books_balance(db)

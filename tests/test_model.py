@@ -1,0 +1,233 @@
+"""Model-based test: random sequences of TradeBoss traffic through the real
+facade, checked answer by answer against a small in-memory model of the spec.
+
+`make test` runs a modest number of examples; `make soak` (LEDGER_SOAK=1) many more.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import grpc
+import httpx
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
+
+from protos.ledger.v1 import ledger_pb2 as pb
+from protos.ledger.v1 import ledger_pb2_grpc
+
+from .tradeboss import CANCEL, EXECUTE, QUERY, check_envelope
+
+SOAK = os.environ.get("LEDGER_SOAK") == "1"
+AMOUNTS = st.sampled_from(["0.01", "0.50", "1.00", "2.25", "5.00", "10.00", "40.00"])
+OPERATIONS = st.sampled_from(["OPEN_POSITION", "NORMAL_CLOSE", "ABNORMAL_OVERTRADING"])
+
+
+@dataclass
+class Execute:
+    wallet: int
+    body: dict[str, Any]
+    code: str
+    delta: Decimal  # what the model says moved
+    reversed: bool = False
+
+
+class TradeBossModel(RuleBasedStateMachine):
+    """The spec's rules, written as plainly as possible."""
+
+    facade_url = ""
+    ledger_target = ""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.http = httpx.Client(base_url=self.facade_url, timeout=10)
+        self.channel = grpc.insecure_channel(self.ledger_target)
+        self.stub = ledger_pb2_grpc.LedgerServiceStub(self.channel)
+        self.wallets: list[tuple[str, str]] = []  # (customer, userName)
+        self.balances: list[Decimal] = []
+        self.executes: dict[str, Execute] = {}
+        # Insertion-ordered, so that hypothesis draws replay the same choices.
+        self.tombstones: dict[str, int] = {}  # number -> wallet (numbers are per customer)
+        self.cancels: dict[str, tuple[dict[str, Any], str]] = {}
+
+    def teardown(self) -> None:
+        self.http.close()
+        self.channel.close()
+
+    # --- plumbing --------------------------------------------------------------
+
+    def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        trace = uuid.uuid4().hex
+        headers = {
+            "trace": trace,
+            "companyId": "1",
+            "timestamp": str(int(time.time() * 1000)),
+            "content-type": "application/json",
+        }
+        return check_envelope(path, self.http.post(path, json=body, headers=headers), trace)
+
+    def _wallet_fields(self, index: int) -> dict[str, Any]:
+        customer, user_name = self.wallets[index]
+        return {"thirdServerCode": customer, "userName": user_name, "currency": "USD"}
+
+    def _execute_body(self, index: int, operation: str, amount: str, number: str) -> dict[str, Any]:
+        return {
+            **self._wallet_fields(index),
+            "bizType": 1,
+            "operationType": operation,
+            "amount": amount,
+            "amountDigits": 2,
+            "orderId": 77,
+            "requestUniqueNo": number,
+            "requestTime": int(time.time() * 1000),
+            "ip": "203.0.113.1",
+        }
+
+    # --- rules -----------------------------------------------------------------
+
+    @initialize()
+    def open_wallets(self) -> None:
+        for _ in range(2):
+            customer, user_name = f"model-{uuid.uuid4().hex[:12]}", f"u-{uuid.uuid4().hex[:8]}"
+            key = pb.AccountKey(company_id=1, customer=customer, currency="USD")
+            self.stub.OpenAccount(pb.OpenAccountRequest(account=key, digits=2, user_name=user_name))
+            self.wallets.append((customer, user_name))
+            self.balances.append(Decimal("0.00"))
+
+    @rule(index=st.integers(0, 1), amount=AMOUNTS)
+    def deposit(self, index: int, amount: str) -> None:
+        customer, _ = self.wallets[index]
+        key = pb.AccountKey(company_id=1, customer=customer, currency="USD")
+        answer = self.stub.Deposit(
+            pb.DepositRequest(account=key, amount=amount, idempotency_key=uuid.uuid4().hex)
+        )
+        assert answer.outcome == pb.OUTCOME_APPLIED
+        self.balances[index] += Decimal(amount)
+
+    @rule(index=st.integers(0, 1), operation=OPERATIONS, amount=AMOUNTS)
+    def execute(self, index: int, operation: str, amount: str) -> None:
+        self._execute(index, operation, amount, f"exe-{uuid.uuid4().hex}")
+
+    def _execute(self, index: int, operation: str, amount: str, number: str) -> None:
+        if operation == "ABNORMAL_OVERTRADING":
+            amount = "-" + amount
+        signed = Decimal(amount)
+        if self.tombstones.get(number) == index:
+            code, delta = "LW_4003", Decimal(0)
+        elif operation == "OPEN_POSITION" and self.balances[index] - signed < 0:
+            code, delta = "LW_4001", Decimal(0)
+        else:
+            code = "0"
+            delta = -signed if operation == "OPEN_POSITION" else signed
+        body = self._execute_body(index, operation, amount, number)
+        answer = self._post(EXECUTE, body)
+        assert answer["code"] == code, (answer, self.balances[index])
+        self.balances[index] += delta
+        self.executes[number] = Execute(index, body, code, delta)
+
+    @precondition(lambda self: self.executes)
+    @rule(data=st.data())
+    def repeat_execute(self, data: st.DataObject) -> None:
+        number = data.draw(st.sampled_from(list(self.executes)))
+        first = self.executes[number]
+        answer = self._post(EXECUTE, {**first.body, "requestTime": first.body["requestTime"] + 1})
+        assert answer["code"] == first.code
+
+    @precondition(lambda self: self.executes)
+    @rule(data=st.data())
+    def conflicting_repeat(self, data: st.DataObject) -> None:
+        number = data.draw(st.sampled_from(list(self.executes)))
+        first = self.executes[number]
+        changed = {**first.body, "orderId": first.body["orderId"] + 1}
+        answer = self._post(EXECUTE, changed)
+        if self.tombstones.get(number) == first.wallet:
+            assert answer["code"] == "LW_4003"
+        else:
+            assert (answer["code"], answer["msgParams"]) == ("LW_4002", "orderId")
+
+    @rule(data=st.data())
+    def cancel(self, data: st.DataObject) -> None:
+        known = list(self.executes) + list(self.tombstones)
+        target = data.draw(
+            st.sampled_from(known)
+            if known and data.draw(st.booleans())
+            else st.just(f"lost-{uuid.uuid4().hex}")
+        )
+        execute = self.executes.get(target)
+        if execute is not None:
+            index = execute.wallet
+        elif target in self.tombstones:
+            index = self.tombstones[target]
+        else:
+            index = data.draw(st.integers(0, 1))
+        if target in self.tombstones:
+            code = "US_0000002"
+        elif execute is None:
+            code = "US_0000002"
+            self.tombstones[target] = index
+        elif execute.code == "0":
+            code = "0"
+            if not execute.reversed:
+                execute.reversed = True
+                self.balances[index] -= execute.delta
+        else:
+            code = "US_0000001"
+        body = {
+            **self._wallet_fields(index),
+            "bizType": 1,
+            "amount": "1.00",
+            "amountDigits": 2,
+            "requestUniqueNo": f"cxl-{uuid.uuid4().hex}",
+            "reverseRequestUniqueNo": target,
+            "requestTime": int(time.time() * 1000),
+            "ip": "203.0.113.1",
+            "cancelRemark": "model",
+        }
+        answer = self._post(CANCEL, body)
+        assert answer["code"] == code, answer
+        self.cancels[body["requestUniqueNo"]] = (body, code)
+
+    @precondition(lambda self: self.cancels)
+    @rule(data=st.data())
+    def repeat_cancel(self, data: st.DataObject) -> None:
+        number = data.draw(st.sampled_from(list(self.cancels)))
+        body, code = self.cancels[number]
+        assert self._post(CANCEL, body)["code"] == code
+
+    @precondition(lambda self: [n for n in self.tombstones if n not in self.executes])
+    @rule(data=st.data(), operation=OPERATIONS, amount=AMOUNTS)
+    def late_execute(self, data: st.DataObject, operation: str, amount: str) -> None:
+        number = data.draw(st.sampled_from([n for n in self.tombstones if n not in self.executes]))
+        self._execute(self.tombstones[number], operation, amount, number)
+
+    @rule(index=st.integers(0, 1))
+    def query(self, index: int) -> None:
+        answer = self._post(QUERY, self._wallet_fields(index))
+        assert answer["code"] == "0"
+        assert answer["data"]["amount"] == f"{self.balances[index]:.2f}"
+
+
+def test_facade_and_ledger_follow_the_model(facade, ledger_server):
+    TradeBossModel.facade_url = facade.url
+    TradeBossModel.ledger_target = ledger_server.target
+    run_state_machine_as_test(
+        TradeBossModel,
+        settings=settings(
+            max_examples=400 if SOAK else int(os.environ.get("LEDGER_MODEL_EXAMPLES", "12")),
+            stateful_step_count=60 if SOAK else 25,
+            deadline=None,
+            suppress_health_check=[HealthCheck.too_slow],
+        ),
+    )
