@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import grpc
+import httpx
 import pytest
 import trustme
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -18,6 +19,7 @@ from protos.ledger.v1 import ledger_pb2 as pb
 from protos.ledger.v1 import ledger_pb2_grpc
 
 from .conftest import ROOT, LedgerProcess, unique
+from .tradeboss import QUERY, TradeBoss
 
 
 @pytest.fixture(scope="module")
@@ -181,3 +183,35 @@ async def test_operator_cli_speaks_tls_and_tokens(tls_ledger, pki, tmp_path):
     refused = await asyncio.to_thread(run, "balance", *wallet)
     assert refused.returncode == 1
     assert "refused the credentials" in refused.stderr
+
+
+async def test_facade_reaches_a_tls_ledger_with_client_certificate_and_token(
+    tls_ledger, pki, facade_factory, tmp_path
+):
+    await _wait_tls_ready(tls_ledger, pki)
+    answer = await _open_wallet(tls_ledger.target, _security(pki))
+    key = answer.balance.account
+    token_file = tmp_path / "ledger-token"
+    token_file.write_text("token-new\n")
+    tls = {
+        "ledger_target": tls_ledger.target,
+        "ledger_tls_ca": str(pki["ca"]),
+        "ledger_tls_cert": str(pki["client_cert"]),
+        "ledger_tls_key": str(pki["client_key"]),
+    }
+    body = {"thirdServerCode": key.customer, "userName": "alice", "currency": key.currency}
+    trusted = facade_factory(**tls, ledger_token_file=str(token_file))
+    tokenless = facade_factory(**tls)
+    for facade in (trusted, tokenless):
+        facade.start()
+        await facade.wait_ready()
+    try:
+        async with httpx.AsyncClient() as client:
+            ok = await TradeBoss(trusted.url, client).post(QUERY, body)
+            refused = await TradeBoss(tokenless.url, client).post(QUERY, body)
+    finally:
+        trusted.terminate()
+        tokenless.terminate()
+    assert (ok["code"], ok["data"]["amount"]) == ("0", "0.00")
+    assert refused["code"] == "LW_5000"
+    assert "UNAUTHENTICATED" in tokenless.log()
