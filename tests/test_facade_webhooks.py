@@ -179,3 +179,19 @@ async def test_health_and_readiness(facade):
         assert (await client.get(facade.url + "/healthz")).json() == {"status": "up"}
         ready = await client.get(facade.url + "/readyz")
     assert ready.status_code == 200 and ready.json()["status"] == "ready"
+
+
+async def test_path_prefix_and_several_workers(facade_factory, open_wallet):
+    wallet = await open_wallet(balance="3.00")
+    prefixed = facade_factory(path_prefix="/api/cats-gateway", workers="2")
+    prefixed.start()
+    await prefixed.wait_ready(path="/readyz")
+    try:
+        async with httpx.AsyncClient() as client:
+            tradeboss = TradeBoss(prefixed.url, client, prefix="/api/cats-gateway")
+            answers = [await tradeboss.query(wallet) for _ in range(4)]
+            bare = await client.post(prefixed.url + "/get-user-amount", json={})
+    finally:
+        assert prefixed.terminate() == 0
+    assert {a["data"]["amount"] for a in answers} == {"3.00"}
+    assert bare.status_code == 404

@@ -3,6 +3,8 @@ its first lines hold the two commands."""
 
 from __future__ import annotations
 
+import pytest
+
 from http_facade import codes
 
 from .conftest import ROOT
@@ -24,3 +26,12 @@ def test_every_ledger_outcome_has_exactly_one_code():
 def test_readme_starts_with_the_two_commands():
     head = "\n".join((ROOT / "README.md").read_text().splitlines()[:20])
     assert "make run" in head and "make test" in head
+
+
+def test_tradeboss_document_copy_matches_shared_spec():
+    shared = ROOT.parent / "shared" / "spec" / "multimarkets-webhook.json"
+    if not shared.exists():
+        pytest.skip("no shared/ beside this checkout")
+    assert (
+        ROOT / "tests" / "data" / "multimarkets-webhook.json"
+    ).read_bytes() == shared.read_bytes()

@@ -16,7 +16,9 @@ import jsonschema
 
 from .conftest import ROOT, Wallet, unique
 
-SPEC = ROOT.parent / "shared" / "spec" / "multimarkets-webhook.json"
+# TradeBoss's published OpenAPI file (shared/spec/), kept beside the tests so
+# they run from any checkout; test_readme.py checks it still matches shared/.
+SPEC = ROOT / "tests" / "data" / "multimarkets-webhook.json"
 QUERY = "/get-user-amount"
 EXECUTE = "/external-system-credit-limit-adjustment"
 CANCEL = "/cancel-external-system-credit-limit-adjustment"
