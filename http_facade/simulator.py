@@ -115,9 +115,7 @@ class TradeBoss:
         self.counter += 1
         return f"{self.prefix}-{self.counter}"
 
-    async def post(self, path: str, body: dict[str, Any]) -> str:
-        """The answer's code, or "timeout" / "error" as TradeBoss would see it."""
-        self.report.sent[path] += 1
+    def _request(self, path: str, body: dict[str, Any]) -> urllib.request.Request:
         raw = json.dumps(body).encode()
         headers = {
             "content-type": "application/json",
@@ -127,7 +125,12 @@ class TradeBoss:
         }
         if self.secret is not None:
             headers[security.SIGNATURE_HEADER] = security.signature(self.secret, raw)
-        request = urllib.request.Request(self.base + path, raw, headers, method="POST")
+        return urllib.request.Request(self.base + path, raw, headers, method="POST")
+
+    async def post(self, path: str, body: dict[str, Any]) -> str:
+        """The answer's code, or "timeout" / "error" as TradeBoss would see it."""
+        self.report.sent[path] += 1
+        request = self._request(path, body)
         try:
             answer = await asyncio.to_thread(_send, request)
         except TimeoutError:
@@ -142,16 +145,7 @@ class TradeBoss:
         return code
 
     async def balance(self, wallet: Wallet) -> Decimal | None:
-        raw = json.dumps(query_body(wallet)).encode()
-        headers = {
-            "content-type": "application/json",
-            "trace": uuid.uuid4().hex,
-            "companyId": str(self.company_id),
-            "timestamp": str(int(time.time() * 1000)),
-        }
-        if self.secret is not None:
-            headers[security.SIGNATURE_HEADER] = security.signature(self.secret, raw)
-        request = urllib.request.Request(self.base + QUERY, raw, headers, method="POST")
+        request = self._request(QUERY, query_body(wallet))
         for _ in range(20):
             try:
                 answer = await asyncio.to_thread(_send, request)

@@ -89,7 +89,7 @@ def main() -> int:
         # A child stopped first: cleanly when Ctrl-C reached it before us.
         failed = [child for child in children if child.returncode not in (None, 0)]
         for child in failed:
-            print(f"{child.args[2]} exited with status {child.returncode}", flush=True)
+            print(f"{child.args!r} exited with status {child.returncode}", flush=True)
         return 1 if failed else 0
     except KeyboardInterrupt:
         return 0

@@ -12,7 +12,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC
 from decimal import Decimal
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import asyncpg
 import grpc
@@ -34,7 +34,7 @@ from . import (
     validation,
 )
 from .errors import LedgerError
-from .model import AccountKey, AdjustCommand, Balance, CancelCommand
+from .model import AccountKey, AdjustCommand, Balance, CancelCommand, FundingResult
 from .money import OvertradingPolicy, format_amount
 from .settings import Settings
 
@@ -177,38 +177,26 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServiceServicer):
     async def Deposit(
         self, request: pb.DepositRequest, context: grpc.aio.ServicerContext
     ) -> pb.DepositResponse:
-        async def call(trace_id: str, deadline: float) -> pb.DepositResponse:
-            result = await funding.deposit(
-                self._pool,
-                _key(request.account),
-                request.amount,
-                request.idempotency_key,
-                request.note,
-                trace_id,
-                deadline,
-            )
-            if result.outcome == pb.OUTCOME_APPLIED and not result.replayed:
-                metrics.money_moved(request.account.currency, "deposit", result.amount)
-            return pb.DepositResponse(
-                outcome=result.outcome,
-                balance=_balance(result.balance),
-                replayed=result.replayed,
-                conflict_field=result.conflict_field,
-            )
-
-        return await self._answer(
-            context,
-            "Deposit",
-            call,
-            company_id=request.account.company_id,
-            reference=request.idempotency_key,
-        )
+        result = await self._fund("deposit", request, context)
+        return pb.DepositResponse(**_funding_answer(result))
 
     async def Withdraw(
         self, request: pb.WithdrawRequest, context: grpc.aio.ServicerContext
     ) -> pb.WithdrawResponse:
-        async def call(trace_id: str, deadline: float) -> pb.WithdrawResponse:
-            result = await funding.withdraw(
+        result = await self._fund("withdrawal", request, context)
+        return pb.WithdrawResponse(**_funding_answer(result))
+
+    async def _fund(
+        self,
+        kind: str,
+        request: pb.DepositRequest | pb.WithdrawRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> FundingResult:
+        """Deposit and Withdraw differ only in direction; their answers share fields."""
+        use_case = funding.deposit if kind == "deposit" else funding.withdraw
+
+        async def call(trace_id: str, deadline: float) -> FundingResult:
+            result = await use_case(
                 self._pool,
                 _key(request.account),
                 request.amount,
@@ -218,17 +206,12 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServiceServicer):
                 deadline,
             )
             if result.outcome == pb.OUTCOME_APPLIED and not result.replayed:
-                metrics.money_moved(request.account.currency, "withdrawal", result.amount)
-            return pb.WithdrawResponse(
-                outcome=result.outcome,
-                balance=_balance(result.balance),
-                replayed=result.replayed,
-                conflict_field=result.conflict_field,
-            )
+                metrics.money_moved(request.account.currency, kind, result.amount)
+            return result
 
         return await self._answer(
             context,
-            "Withdraw",
+            "Deposit" if kind == "deposit" else "Withdraw",
             call,
             company_id=request.account.company_id,
             reference=request.idempotency_key,
@@ -444,6 +427,15 @@ def _exported_entry(entry: reconciliation.ExportedEntry) -> pb.ExportedEntry:
         account=_key_pb(entry.account),
         entry=_journal_entry(entry, entry.digits),
     )
+
+
+def _funding_answer(result: FundingResult) -> dict[str, Any]:
+    return {
+        "outcome": result.outcome,
+        "balance": _balance(result.balance),
+        "replayed": result.replayed,
+        "conflict_field": result.conflict_field,
+    }
 
 
 def _trace_of(context: grpc.aio.ServicerContext) -> str:

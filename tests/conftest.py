@@ -17,7 +17,7 @@ import sys
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -141,26 +141,53 @@ async def db(database_url: str, ledger_server: LedgerProcess) -> AsyncIterator[a
 
 
 @dataclass
-class LedgerProcess:
+class ChildProcess:
+    """A service started as a child process, its output in log_path."""
+
+    env: dict[str, str]
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = field(default=None, init=False)
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def start(self) -> None:
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            self.command(), env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
+        )
+        log.close()
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup, no draining; whatever was in flight is cut."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def terminate(self, within: float = 30.0) -> int:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=within)
+
+    def stop_if_running(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+@dataclass(kw_only=True)
+class LedgerProcess(ChildProcess):
     """A `ledger-service serve` child process on a loopback port."""
 
     target: str
     database_url: str
     metrics_url: str
-    env: dict[str, str]
-    log_path: Path
-    process: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> None:
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "ledger_service", "serve", "--listen", self.target],
-            env=self.env,
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        log.close()
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "ledger_service", "serve", "--listen", self.target]
 
     async def wait_ready(self, within: float = 30.0) -> None:
         loop = asyncio.get_running_loop()
@@ -180,20 +207,6 @@ class LedgerProcess:
                 if loop.time() > give_up_at:
                     raise TimeoutError(f"ledger not ready after {within}s:\n{self.log()}")
                 await asyncio.sleep(0.1)
-
-    def kill(self) -> None:
-        """SIGKILL: no cleanup, no draining; whatever was in flight is cut."""
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=10)
-
-    def terminate(self, within: float = 30.0) -> int:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout=within)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
 @pytest.fixture(scope="session")
@@ -217,20 +230,18 @@ def ledger_factory(
             **{f"LEDGER_{name.upper()}": value for name, value in settings.items()},
         }
         ledger = LedgerProcess(
-            f"127.0.0.1:{free_port()}",
-            url,
-            f"http://{metrics_listen}/metrics",
-            env,
-            logs / f"ledger-{len(made)}.log",
+            env=env,
+            log_path=logs / f"ledger-{len(made)}.log",
+            target=f"127.0.0.1:{free_port()}",
+            database_url=url,
+            metrics_url=f"http://{metrics_listen}/metrics",
         )
         made.append(ledger)
         return ledger
 
     yield make
     for ledger in made:
-        if ledger.process is not None and ledger.process.poll() is None:
-            ledger.process.kill()
-            ledger.process.wait(timeout=10)
+        ledger.stop_if_running()
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
@@ -321,25 +332,14 @@ async def assert_books_balance(db: asyncpg.Pool) -> None:
 # --- Facade processes --------------------------------------------------------
 
 
-@dataclass
-class FacadeProcess:
+@dataclass(kw_only=True)
+class FacadeProcess(ChildProcess):
     """A `ledger-facade` child process on a loopback port."""
 
     url: str
-    env: dict[str, str]
-    log_path: Path
-    process: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> None:
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "http_facade.cli"],
-            env=self.env,
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        log.close()
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "http_facade.cli"]
 
     async def wait_ready(self, within: float = 30.0, path: str = "/healthz") -> None:
         import httpx
@@ -361,14 +361,6 @@ class FacadeProcess:
                     raise TimeoutError(f"facade not ready after {within}s:\n{self.log()}")
                 await asyncio.sleep(0.1)
 
-    def terminate(self, within: float = 30.0) -> int:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout=within)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
 
 @pytest.fixture(scope="session")
 def facade_factory(
@@ -389,16 +381,14 @@ def facade_factory(
             **{f"FACADE_{name.upper()}": value for name, value in settings.items()},
         }
         facade = FacadeProcess(
-            f"{scheme}://127.0.0.1:{port}", env, logs / f"facade-{len(made)}.log"
+            env=env, log_path=logs / f"facade-{len(made)}.log", url=f"{scheme}://127.0.0.1:{port}"
         )
         made.append(facade)
         return facade
 
     yield make
     for facade in made:
-        if facade.process is not None and facade.process.poll() is None:
-            facade.process.kill()
-            facade.process.wait(timeout=10)
+        facade.stop_if_running()
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
