@@ -36,6 +36,8 @@ SETTLED_CANCEL = {"0", "US_0000001", "US_0000002"}
 # Refusals TradeBoss does not cancel: nothing was applied and the ledger said so.
 DEFINITE_REFUSALS = {"LW_4001"}
 TRADEBOSS_TIMEOUT = 3.0
+# Answers that say the deployment could not decide, not what it decided.
+TRANSIENT = {"LW_5000", "LW_5001", "LW_5002", "LW_5003", "timeout", "error"}
 
 
 @dataclass(frozen=True)
@@ -163,7 +165,9 @@ class TradeBoss:
         code = await self.post(EXECUTE, body)
         if duplicate:  # the network delivers it twice: it must be applied once
             again = await self.post(EXECUTE, body)
-            if code in ("0", "LW_4001") and again != code:
+            # A definite first answer must be repeated, unless the repeat met an
+            # outage (the ledger could not be asked): that is no contradiction.
+            if code in ("0", "LW_4001") and again != code and again not in TRANSIENT:
                 self.report.surprises.append(f"duplicate of {number}: {code} then {again}")
         if code == "0":
             self._expect(wallet, Decimal(amount) * (-1 if operation == "OPEN_POSITION" else 1))
