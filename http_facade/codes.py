@@ -1,5 +1,5 @@
 """Every answer code the facade gives TradeBoss, and the one table from ledger
-outcomes to codes. The README lists this table."""
+outcomes to codes. The README lists them (tests/test_readme.py keeps it so)."""
 
 from __future__ import annotations
 
@@ -80,10 +80,3 @@ CODE_OF_OUTCOME: dict[int, Code] = {
     pb.OUTCOME_ABORTED: LEDGER_BUSY,
     pb.OUTCOME_INTERNAL: INTERNAL_ERROR,
 }
-
-
-def markdown_table() -> str:
-    """The code list as the README shows it."""
-    lines = ["| code | msg |", "|------|-----|"]
-    lines += [f"| `{c.code}` | {c.msg.replace('{}', '&lt;msgParams&gt;')} |" for c in ALL_CODES]
-    return "\n".join(lines)
