@@ -42,12 +42,13 @@ BAD_SIGNATURE = Code("LW_2003", "Missing or invalid request signature")
 # Wallets.
 ACCOUNT_NOT_FOUND = Code("LW_3001", "Account not found")
 USER_NAME_MISMATCH = Code("LW_3002", "userName does not match the account")
-CURRENCY_MISMATCH = Code("LW_3003", "amountDigits does not match the account's currency scale")
+CURRENCY_MISMATCH = Code("LW_3003", "Amount is not exact at the account's currency scale: {}")
 CANCEL_TARGET_MISMATCH = Code("LW_3004", "The cancel does not match the request it names: {}")
 # Decisions.
 INSUFFICIENT_BALANCE = Code("LW_4001", "Insufficient balance")
 DUPLICATE_REQUEST = Code("LW_4002", "requestUniqueNo was already used with different {}")
 ALREADY_CANCELLED = Code("LW_4003", "Refused: this request was already cancelled")
+BALANCE_LIMIT_EXCEEDED = Code("LW_4004", "Amount would take the balance past its maximum: {}")
 # The ledger behind us.
 INTERNAL_ERROR = Code("LW_5000", "Internal error")
 LEDGER_UNAVAILABLE = Code("LW_5001", "Ledger unavailable, try again")
@@ -75,6 +76,7 @@ CODE_OF_OUTCOME: dict[int, Code] = {
     pb.OUTCOME_CONFLICT: DUPLICATE_REQUEST,
     pb.OUTCOME_ALREADY_CANCELLED: ALREADY_CANCELLED,
     pb.OUTCOME_INSUFFICIENT_BALANCE: INSUFFICIENT_BALANCE,
+    pb.OUTCOME_BALANCE_LIMIT_EXCEEDED: BALANCE_LIMIT_EXCEEDED,
     pb.OUTCOME_UNAVAILABLE: LEDGER_UNAVAILABLE,
     pb.OUTCOME_DEADLINE_EXCEEDED: LEDGER_TIMEOUT,
     pb.OUTCOME_ABORTED: LEDGER_BUSY,

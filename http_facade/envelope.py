@@ -25,10 +25,11 @@ class Answer(Exception):
 def render(
     code: Code, params: tuple[str, ...], trace: str, started: float, data: dict[str, Any]
 ) -> Response:
-    msg_params = ",".join(params)
+    # msgParams are the values behind msg's placeholder; a code without one has none.
+    msg_params = ",".join(params) if "{}" in code.msg else ""
     body = {
         "code": code.code,
-        "msg": code.msg.replace("{}", msg_params) if params else code.msg.replace(": {}", ""),
+        "msg": code.msg.replace("{}", msg_params) if msg_params else code.msg.replace(": {}", ""),
         "msgParams": msg_params,
         "bizCode": "",
         "trace": trace,

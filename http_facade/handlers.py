@@ -20,37 +20,38 @@ from protos.ledger.v1 import ledger_pb2 as pb
 from . import codes, metrics, security, validation
 from .codes import Code
 from .envelope import Answer, render
-from .ledger_client import LedgerClient, conflict_params
+from .ledger_client import LedgerClient, field_params
 from .settings import FacadeSettings
-from .validation import INT32_MAX, INT64_MAX, Headers
+from .validation import INT32_MAX, INT32_MIN, INT64_MAX, Headers, Shape
 
 log = logging.getLogger(__name__)
 
 Result = tuple[Code, tuple[str, ...], dict[str, Any]]
 
+# TradeBoss gives up on a webhook 3 s after sending it; the answer needs a
+# moment to travel back. One budget per webhook, from its arrival.
+TRADEBOSS_TIMEOUT = 3.0
+ANSWER_MARGIN = 0.2
+
 
 @dataclass(frozen=True)
 class Call:
-    """One webhook call, its headers and body already checked."""
+    """One webhook call, its headers and body already parsed."""
 
     headers: Headers
     body: dict[str, Any]
     ledger: LedgerClient
     log_fields: dict[str, Any]
+    arrived: float  # time.perf_counter() when the request arrived
 
-    def account(self) -> pb.AccountKey:
-        return pb.AccountKey(
-            company_id=self.headers.company_id,
-            customer=validation.text(self.body, "thirdServerCode", 64),
-            currency=self.currency(),
-        )
-
-    def currency(self) -> str:
-        return validation.text(self.body, "currency", 16)
+    def ledger_timeout(self) -> float:
+        """What is left of the webhook's budget, capped by the ledger deadline setting."""
+        left = TRADEBOSS_TIMEOUT - ANSWER_MARGIN - (time.perf_counter() - self.arrived)
+        return max(0.0, min(self.ledger.deadline, left))
 
 
 def webhook(
-    endpoint: str, *, timestamp_required: bool
+    endpoint: str,
 ) -> Callable[[Callable[[Call], Awaitable[Result]]], Callable[[Request], Awaitable[Response]]]:
     def decorate(
         handler: Callable[[Call], Awaitable[Result]],
@@ -64,9 +65,7 @@ def webhook(
             metrics.IN_FLIGHT.labels(endpoint).inc()
             try:
                 _check_caller(request, settings)
-                headers = validation.parse_headers(
-                    request.headers, timestamp_required=timestamp_required
-                )
+                headers = validation.parse_headers(request.headers)
                 log_fields["company_id"] = headers.company_id
                 if (
                     settings.allowed_companies
@@ -84,10 +83,9 @@ def webhook(
                 body = validation.parse_body(
                     raw, request.headers.get("content-type"), settings.max_body_bytes
                 )
-                number = body.get("requestUniqueNo")
-                if isinstance(number, str):
-                    log_fields["request_unique_no"] = number[:48]
-                result = await handler(Call(headers, body, request.app.state.ledger, log_fields))
+                result = await handler(
+                    Call(headers, body, request.app.state.ledger, log_fields, started)
+                )
             except Answer as refusal:
                 result = (refusal.code, refusal.params, refusal.data)
             except Exception:
@@ -134,83 +132,101 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-@webhook("get-user-amount", timestamp_required=True)
+@webhook("get-user-amount")
 async def get_user_amount(call: Call) -> Result:
-    account = call.account()
-    user_name = validation.text(call.body, "userName", 48)
-    answer = await call.ledger.balance(
-        pb.GetBalanceRequest(account=account, user_name=user_name), call.headers.trace
+    shape = Shape(call.body)
+    request = pb.GetBalanceRequest(
+        account=pb.AccountKey(
+            company_id=call.headers.company_id,
+            customer=shape.text("thirdServerCode", "customer"),
+            currency=shape.text("currency", "currency"),
+        ),
+        user_name=shape.text("userName", "user_name"),
     )
+    if shape.error is not None:  # a query moves no money: nothing to record
+        raise Answer(codes.INVALID_PARAMETER, *field_params(shape.error.field))
+    answer = await call.ledger.balance(request, call.headers.trace, call.ledger_timeout())
     balance = answer.balance
+    user_name = balance.user_name or request.user_name
     data = {
-        "userName": balance.user_name or user_name,
-        "currency": account.currency,
+        "userName": user_name,
+        "currency": request.account.currency,
         "amount": balance.amount,
         "amountDigits": balance.digits,
         # TradeBoss's example uses snake_case, its schema camelCase: send both.
-        "user_name": balance.user_name or user_name,
+        "user_name": user_name,
         "amount_digits": balance.digits,
     }
     return codes.SUCCESS, (), data
 
 
-@webhook("external-system-credit-limit-adjustment", timestamp_required=True)
+@webhook("external-system-credit-limit-adjustment")
 async def execute(call: Call) -> Result:
-    body = call.body
-    account = call.account()
-    user_name = validation.text(body, "userName", 48)
-    biz_type = validation.integer(body, "bizType", -INT32_MAX - 1, INT32_MAX)
-    operation_type = validation.operation_type(body)
-    amount_digits = validation.integer(body, "amountDigits", 0, 18)
-    amount = validation.amount(body, amount_digits, operation_type)
+    shape = Shape(call.body)
     request = pb.AdjustRequest(
-        account=account,
-        user_name=user_name,
-        operation_type=operation_type,
-        amount=amount,
-        amount_digits=amount_digits,
-        biz_type=biz_type,
-        order_id=validation.integer(body, "orderId", 0, INT64_MAX),
-        request_unique_no=validation.text(body, "requestUniqueNo", 48),
-        request_time_ms=validation.request_time(body),
-        client_ip=validation.text(body, "ip", 64),
-        metadata=validation.text(body, "metadata", 200, required=False),
+        account=pb.AccountKey(
+            company_id=call.headers.company_id,
+            customer=shape.text("thirdServerCode", "customer"),
+            currency=shape.text("currency", "currency"),
+        ),
+        request_unique_no=shape.text("requestUniqueNo", "request_unique_no"),
+        user_name=shape.text("userName", "user_name"),
+        operation_type=shape.operation_type(),
+        amount=shape.text("amount", "amount"),
+        amount_digits=shape.integer("amountDigits", "amount_digits", INT32_MIN, INT32_MAX),
+        biz_type=shape.integer("bizType", "biz_type", INT32_MIN, INT32_MAX),
+        order_id=shape.integer("orderId", "order_id", 0, INT64_MAX),
+        request_time_ms=shape.optional_integer("requestTime", 0, INT64_MAX),
+        client_ip=shape.free_text("ip"),
+        metadata=shape.metadata(),
+        header_timestamp_ms=call.headers.timestamp or 0,
     )
-    answer = await call.ledger.adjust(request, call.headers.trace)
-    code = codes.CODE_OF_OUTCOME[answer.outcome]
+    if shape.error is not None:
+        request.input_error.CopyFrom(shape.error)
+    request.notes.extend(shape.notes)
+    call.log_fields["request_unique_no"] = request.request_unique_no[:48]
+    answer = await call.ledger.adjust(request, call.headers.trace, call.ledger_timeout())
     if answer.outcome == pb.OUTCOME_APPLIED and not answer.replayed:
-        operation = pb.OperationType.Name(operation_type).removeprefix("OPERATION_TYPE_")
-        metrics.money_moved(account.currency, operation, answer.applied_amount)
-    return code, conflict_params(answer.conflict_field), {}
-
-
-@webhook("cancel-external-system-credit-limit-adjustment", timestamp_required=False)
-async def cancel(call: Call) -> Result:
-    body = call.body
-    account = call.account()
-    user_name = validation.text(body, "userName", 48)
-    biz_type = validation.integer(body, "bizType", -INT32_MAX - 1, INT32_MAX)
-    amount_digits = validation.integer(body, "amountDigits", 0, 18)
-    amount = validation.amount(body, amount_digits, None)
-    request = pb.CancelAdjustmentRequest(
-        account=account,
-        user_name=user_name,
-        amount=amount,
-        amount_digits=amount_digits,
-        biz_type=biz_type,
-        order_id=validation.integer(body, "orderId", 0, INT64_MAX, required=False),
-        request_unique_no=validation.text(body, "requestUniqueNo", 48),
-        reverse_request_unique_no=validation.text(body, "reverseRequestUniqueNo", 48),
-        request_time_ms=validation.request_time(body),
-        client_ip=validation.text(body, "ip", 64),
-        cancel_remark=validation.text(body, "cancelRemark", 200),
-        metadata=validation.text(body, "metadata", 200, required=False),
+        operation = pb.OperationType.Name(request.operation_type).removeprefix("OPERATION_TYPE_")
+        metrics.money_moved(request.account.currency, operation, answer.applied_amount)
+    return (
+        codes.CODE_OF_OUTCOME[answer.outcome],
+        field_params(answer.conflict_field or answer.refused_field),
+        {},
     )
-    call.log_fields["reverse_request_unique_no"] = request.reverse_request_unique_no
-    answer = await call.ledger.cancel(request, call.headers.trace)
+
+
+@webhook("cancel-external-system-credit-limit-adjustment")
+async def cancel(call: Call) -> Result:
+    """Every field but the target's identity is only recorded: a cancel is
+    never refused for a field the reversal does not use."""
+    shape = Shape(call.body)
+    request = pb.CancelAdjustmentRequest(
+        account=pb.AccountKey(
+            company_id=call.headers.company_id,
+            customer=shape.free_text("thirdServerCode"),
+            currency=shape.free_text("currency"),
+        ),
+        reverse_request_unique_no=shape.free_text("reverseRequestUniqueNo"),
+        request_unique_no=shape.free_text("requestUniqueNo"),
+        user_name=shape.free_text("userName"),
+        amount=shape.free_text("amount"),
+        amount_digits=shape.optional_integer("amountDigits", INT32_MIN, INT32_MAX),
+        biz_type=shape.optional_integer("bizType", INT32_MIN, INT32_MAX),
+        order_id=shape.optional_integer("orderId", 0, INT64_MAX),
+        request_time_ms=shape.optional_integer("requestTime", 0, INT64_MAX),
+        client_ip=shape.free_text("ip"),
+        cancel_remark=shape.free_text("cancelRemark"),
+        metadata=shape.metadata(),
+        header_timestamp_ms=call.headers.timestamp or 0,
+        notes=shape.notes,
+    )
+    call.log_fields["request_unique_no"] = request.request_unique_no[:48]
+    call.log_fields["reverse_request_unique_no"] = request.reverse_request_unique_no[:48]
+    answer = await call.ledger.cancel(request, call.headers.trace, call.ledger_timeout())
     if answer.outcome == pb.OUTCOME_REVERSED and not answer.replayed:
-        metrics.money_moved(account.currency, "reversal", answer.reversed_amount)
-    return codes.CODE_OF_OUTCOME[answer.outcome], conflict_params(answer.conflict_field), {}
+        metrics.money_moved(request.account.currency, "reversal", answer.reversed_amount)
+    return codes.CODE_OF_OUTCOME[answer.outcome], field_params(answer.conflict_field), {}
 
 
 async def healthz(request: Request) -> Response:

@@ -39,16 +39,22 @@ class LedgerClient:
         if self._channel is not None:
             await self._channel.close()
 
-    async def balance(self, request: pb.GetBalanceRequest, trace: str) -> pb.GetBalanceResponse:
-        return await self._call(self._stub.GetBalance(request, **self._options(trace)))
+    async def balance(
+        self, request: pb.GetBalanceRequest, trace: str, seconds: float
+    ) -> pb.GetBalanceResponse:
+        return await self._call(self._stub.GetBalance(request, **self._options(trace, seconds)))
 
-    async def adjust(self, request: pb.AdjustRequest, trace: str) -> pb.AdjustResponse:
-        return await self._call(self._stub.Adjust(request, **self._options(trace)))
+    async def adjust(
+        self, request: pb.AdjustRequest, trace: str, seconds: float
+    ) -> pb.AdjustResponse:
+        return await self._call(self._stub.Adjust(request, **self._options(trace, seconds)))
 
     async def cancel(
-        self, request: pb.CancelAdjustmentRequest, trace: str
+        self, request: pb.CancelAdjustmentRequest, trace: str, seconds: float
     ) -> pb.CancelAdjustmentResponse:
-        return await self._call(self._stub.CancelAdjustment(request, **self._options(trace)))
+        return await self._call(
+            self._stub.CancelAdjustment(request, **self._options(trace, seconds))
+        )
 
     async def ready(self) -> bool:
         try:
@@ -57,8 +63,8 @@ class LedgerClient:
             return False
         return bool(answer.status == health_pb2.HealthCheckResponse.SERVING)
 
-    def _options(self, trace: str) -> dict[str, object]:
-        return {"timeout": self.deadline, "metadata": (("trace", trace),)}
+    def _options(self, trace: str, seconds: float) -> dict[str, object]:
+        return {"timeout": seconds, "metadata": (("trace", trace),)}
 
     async def _call(self, call: Awaitable[T]) -> T:
         try:
@@ -78,7 +84,7 @@ def _answer_for(error: grpc.aio.AioRpcError) -> Answer:
                 code = codes.CODE_OF_OUTCOME.get(detail.outcome, codes.INTERNAL_ERROR)
                 if detail.outcome == pb.OUTCOME_DEADLINE_EXCEEDED:
                     metrics.LEDGER_DEADLINE_EXPIRIES.inc()
-                return Answer(code, *_params(code, detail.field))
+                return Answer(code, *field_params(detail.field))
     if error.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
         metrics.LEDGER_DEADLINE_EXPIRIES.inc()
         return Answer(codes.LEDGER_TIMEOUT)
@@ -106,11 +112,6 @@ _FIELD_NAMES = {
 }
 
 
-def _params(code: codes.Code, field: str) -> tuple[str, ...]:
-    if "{}" not in code.msg or not field:
-        return ()
-    return (_FIELD_NAMES.get(field, field),)
-
-
-def conflict_params(field: str) -> tuple[str, ...]:
+def field_params(field: str) -> tuple[str, ...]:
+    """msgParams for a ledger field: TradeBoss's name for it."""
     return (_FIELD_NAMES.get(field, field),) if field else ()

@@ -1,26 +1,30 @@
-"""Parsing TradeBoss's headers and bodies strictly, before anything reaches the
-ledger. Every failure raises Answer with a specific code naming the field."""
+"""Reading TradeBoss's headers and bodies into the ledger's requests: the JSON
+shape only. Money rules (amount syntax, signs, scale, limits) are the
+ledger's; a field that cannot take its proto shape is sent to the ledger as an
+InputError, so an identifiable execute is still recorded with its refusal.
+
+Tolerance (README, "Webhook rules"): integers as JSON integers or strings of
+ASCII digits within int64; free text as any string (empty, control
+characters); metadata as any JSON value, kept as its compact JSON text.
+"""
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
-from decimal import Decimal
+from dataclasses import dataclass, field
 from typing import Any
 
-from ledger_service import money
-from ledger_service.errors import LedgerError
 from protos.ledger.v1 import ledger_pb2 as pb
 
 from . import codes
 from .envelope import Answer
 
 MAX_TRACE = 128
-_DIGITS_13 = re.compile(r"[0-9]{13}", re.ASCII)
+_DIGITS = re.compile(r"[0-9]{1,19}", re.ASCII)
 _POSITIVE_INTEGER = re.compile(r"[1-9][0-9]{0,18}", re.ASCII)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-INT32_MAX = 2**31 - 1
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 INT64_MAX = 2**63 - 1
 
 OPERATION_TYPES = {
@@ -34,6 +38,7 @@ OPERATION_TYPES = {
 class Headers:
     trace: str
     company_id: int
+    # Recorded when it parses; nothing depends on it, so it never refuses.
     timestamp: int | None
 
 
@@ -45,21 +50,25 @@ def trace_of(headers: Any) -> str:
     return str(trace)
 
 
-def parse_headers(headers: Any, *, timestamp_required: bool) -> Headers:
+def parse_headers(headers: Any) -> Headers:
     trace = headers.get("trace")
     if not trace or len(trace) > MAX_TRACE or _CONTROL.search(trace):
         raise Answer(codes.INVALID_HEADER, "trace")
     company = headers.get("companyId", "")
     if not _POSITIVE_INTEGER.fullmatch(company) or int(company) > INT64_MAX:
         raise Answer(codes.INVALID_HEADER, "companyId")
-    timestamp = headers.get("timestamp")
-    if timestamp is None or timestamp == "":
-        if timestamp_required:
-            raise Answer(codes.INVALID_HEADER, "timestamp")
-        return Headers(trace, int(company), None)
-    if not _DIGITS_13.fullmatch(timestamp):
-        raise Answer(codes.INVALID_HEADER, "timestamp")
-    return Headers(trace, int(company), int(timestamp))
+    return Headers(trace, int(company), _int64_or_none(headers.get("timestamp")))
+
+
+def _int64_or_none(value: object) -> int | None:
+    """A JSON integer, or a string of ASCII digits, within 0..int64."""
+    if type(value) is int:
+        number = value
+    elif isinstance(value, str) and _DIGITS.fullmatch(value):
+        number = int(value)
+    else:
+        return None
+    return number if 0 <= number <= INT64_MAX else None
 
 
 def parse_body(raw: bytes, content_type: str | None, max_bytes: int) -> dict[str, Any]:
@@ -83,56 +92,84 @@ def _refuse_constant(name: str) -> None:
     raise ValueError(f"{name} is not JSON")
 
 
-def text(body: dict[str, Any], name: str, max_length: int, *, required: bool = True) -> str:
-    value = body.get(name)
-    if value is None:
-        if required:
-            raise Answer(codes.INVALID_PARAMETER, name)
+@dataclass
+class Shape:
+    """Reads one webhook body into proto field values. The first field that
+    cannot take its shape is kept as `error` (for an execute, the ledger
+    records the refusal); optional fields that cannot be used are noted."""
+
+    body: dict[str, Any]
+    error: pb.InputError | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def _fail(self, proto_field: str, message: str) -> None:
+        if self.error is None:
+            self.error = pb.InputError(field=proto_field, message=message)
+
+    def text(self, name: str, proto_field: str) -> str:
+        """A required string, as sent (its length and content are the ledger's rules)."""
+        value = self.body.get(name)
+        if isinstance(value, str):
+            return value
+        self._fail(
+            proto_field, f"{name} is required" if value is None else f"{name} must be a string"
+        )
         return ""
-    if not isinstance(value, str) or len(value) > max_length or _CONTROL.search(value):
-        raise Answer(codes.INVALID_PARAMETER, name)
-    if required and not value:
-        raise Answer(codes.INVALID_PARAMETER, name)
-    return value
 
-
-def integer(
-    body: dict[str, Any], name: str, minimum: int, maximum: int, *, required: bool = True
-) -> int:
-    """A JSON integer: 12, not "12", 12.0 or true (see README, "Strict types")."""
-    value = body.get(name)
-    if value is None and not required:
+    def integer(self, name: str, proto_field: str, minimum: int, maximum: int) -> int:
+        """A required integer: a JSON integer or a string of ASCII digits."""
+        value = self.body.get(name)
+        number = _integer(value)
+        if number is not None and minimum <= number <= maximum:
+            return number
+        self._fail(
+            proto_field,
+            f"{name} is required"
+            if value is None
+            else f"{name} must be an integer from {minimum} to {maximum}",
+        )
         return 0
-    if type(value) is not int or not minimum <= value <= maximum:
-        raise Answer(codes.INVALID_PARAMETER, name)
-    return value
+
+    def optional_integer(self, name: str, minimum: int, maximum: int) -> int:
+        """An integer the ledger only records: unusable is noted, never refused."""
+        value = self.body.get(name)
+        number = _integer(value)
+        if number is not None and minimum <= number <= maximum:
+            return number
+        if value is not None:
+            self.notes.append(f"{name} unusable: {_compact(value)[:60]}")
+        return 0
+
+    def operation_type(self) -> pb.OperationType.ValueType:
+        value = self.body.get("operationType")
+        if isinstance(value, str) and value in OPERATION_TYPES:
+            return OPERATION_TYPES[value]
+        self._fail("operation_type", "operationType must be one of " + ", ".join(OPERATION_TYPES))
+        return pb.OPERATION_TYPE_UNSPECIFIED
+
+    def free_text(self, name: str) -> str:
+        """Any string as sent; another JSON value as its compact JSON text (noted)."""
+        value = self.body.get(name)
+        if value is None or isinstance(value, str):
+            return value or ""
+        self.notes.append(f"{name} was a JSON {type(value).__name__}, kept as its JSON text")
+        return _compact(value)
+
+    def metadata(self) -> str:
+        """Any JSON value: a string as sent, anything else as its compact JSON text."""
+        value = self.body.get("metadata")
+        if value is None or isinstance(value, str):
+            return value or ""
+        return _compact(value)
 
 
-def request_time(body: dict[str, Any]) -> int:
-    value = integer(body, "requestTime", 0, INT64_MAX)
-    if not _DIGITS_13.fullmatch(str(value)):
-        raise Answer(codes.INVALID_PARAMETER, "requestTime")
-    return value
+def _integer(value: object) -> int | None:
+    if type(value) is int:
+        return value
+    if isinstance(value, str) and _DIGITS.fullmatch(value):
+        return int(value)
+    return None  # floats, booleans, signs, spaces, other strings
 
 
-def amount(
-    body: dict[str, Any], digits: int, operation_type: pb.OperationType.ValueType | None
-) -> str:
-    """The amount string, checked by the ledger's own money rules."""
-    value = text(body, "amount", 64)
-    try:
-        parsed: Decimal = money.parse_amount(value, digits)
-        if operation_type is None:
-            money.require_positive(parsed, "a cancel")
-        else:
-            money.check_sign(operation_type, parsed)
-    except LedgerError as error:
-        raise Answer(codes.CODE_OF_OUTCOME[error.outcome], "amount") from None
-    return value
-
-
-def operation_type(body: dict[str, Any]) -> pb.OperationType.ValueType:
-    value = body.get("operationType")
-    if not isinstance(value, str) or value not in OPERATION_TYPES:
-        raise Answer(codes.INVALID_PARAMETER, "operationType")
-    return OPERATION_TYPES[value]
+def _compact(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))

@@ -10,7 +10,7 @@ import asyncpg
 from protos.ledger.v1 import ledger_pb2 as pb
 
 from . import validation
-from .database import run_transaction
+from .database import fetch_one, run_transaction
 from .errors import LedgerError
 from .model import AccountKey, Balance
 
@@ -25,6 +25,10 @@ SELECT digits, coalesce(user_name, '') AS user_name, balance FROM accounts
 WHERE company_id = $1 AND customer = $2 AND currency = $3"""
 
 _LOCK = _SELECT + " FOR UPDATE"
+
+_REBIND_USER_NAME = """SELECT * FROM ledger_rebind_user_name(
+    p_company_id => $1, p_customer => $2, p_currency => $3, p_user_name => $4,
+    p_reason => $5, p_operator => $6, p_trace_id => $7)"""
 
 _BIND_USER_NAME = """
 UPDATE accounts SET user_name = $4
@@ -157,3 +161,36 @@ async def get_balance(
         return account.as_balance()
 
     return await run_transaction(pool, transaction, deadline)
+
+
+async def rebind_user_name(
+    pool: asyncpg.Pool,
+    key: AccountKey,
+    user_name: str,
+    reason: str,
+    operator: str,
+    trace_id: str,
+    deadline: float,
+) -> tuple[Balance, str]:
+    """An operator binds the wallet to another userName; the operator actions
+    log keeps who, why, and the name before. Returns the wallet and that name."""
+    validation.account_key(key)
+    validation.text(user_name, "user_name", validation.MAX_USER_NAME)
+    validation.text(reason, "reason", validation.MAX_REMARK)
+    validation.text(operator, "operator", validation.MAX_CUSTOMER)
+
+    async def transaction(connection: asyncpg.Connection) -> asyncpg.Record:
+        return await fetch_one(
+            connection,
+            _REBIND_USER_NAME,
+            *_key_args(key),
+            user_name,
+            reason,
+            operator,
+            trace_id,
+        )
+
+    row = await run_transaction(pool, transaction, deadline)
+    if row["status"] == "ACCOUNT_NOT_FOUND":
+        raise account_not_found(key)
+    return Balance(key, row["balance"], row["digits"], user_name), row["previous_user_name"] or ""

@@ -1,10 +1,11 @@
 """TradeBoss's execute and cancel: where trading moves money.
 
-Python checks the input and decides the signed amount (money.py); the
-transaction itself is one call of a server-side function, `ledger_adjust` or
-`ledger_cancel` (migrations/0003_money_movements.sql), which locks the wallet,
-looks up the request number, refuses an overdraft, posts the journal entry and
-records the request: one round trip, whole or not at all.
+Python identifies the request and decides what it can without the wallet
+(intake.py, money.py); the transaction itself is one call of a server-side
+function, `ledger_adjust` or `ledger_cancel`
+(migrations/0006_every_request_remembered.sql), which locks the wallet, looks
+up the request number, refuses an overdraft, posts the journal entry and
+records the request with its outcome: one round trip, whole or not at all.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import asyncpg
 
 from protos.ledger.v1 import ledger_pb2 as pb
 
-from . import accounts, money, validation
+from . import intake, metrics, money, validation
 from .database import fetch_one, run_transaction
 from .errors import LedgerError
 from .model import AccountKey, AdjustCommand, AdjustResult, Balance, CancelCommand, CancelResult
@@ -25,28 +26,37 @@ from .request_records import RequestRecord, first_difference
 
 log = logging.getLogger(__name__)
 
-_ADJUST = "SELECT * FROM ledger_adjust($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
-_CANCEL = (
-    "SELECT * FROM ledger_cancel($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
-)
+_ADJUST = """SELECT * FROM ledger_adjust(
+    p_company_id => $1, p_customer => $2, p_request_unique_no => $3, p_currency => $4,
+    p_user_name => $5, p_operation_type => $6, p_amount => $7, p_amount_as_sent => $8,
+    p_amount_digits => $9, p_biz_type => $10, p_order_id => $11, p_request_time_ms => $12,
+    p_client_ip => $13, p_metadata => $14, p_header_timestamp_ms => $15,
+    p_input_notes => $16, p_refusal => $17, p_refused_field => $18, p_delta => $19,
+    p_may_overdraw => $20, p_overtrading_policy => $21, p_balance_limit => $22,
+    p_trace_id => $23)"""
 
-_OUTCOME_OF_STATUS = {
-    "APPLIED": pb.OUTCOME_APPLIED,
-    "INSUFFICIENT_BALANCE": pb.OUTCOME_INSUFFICIENT_BALANCE,
-    "REVERSED": pb.OUTCOME_REVERSED,
-    "ALREADY_REVERSED": pb.OUTCOME_ALREADY_REVERSED,
-    "NOT_APPLIED": pb.OUTCOME_NOT_APPLIED,
-    "NEVER_RECEIVED": pb.OUTCOME_NEVER_RECEIVED,
+_CANCEL = """SELECT * FROM ledger_cancel(
+    p_company_id => $1, p_customer => $2, p_request_unique_no => $3,
+    p_reverse_request_unique_no => $4, p_currency => $5, p_user_name => $6,
+    p_amount => $7, p_amount_as_sent => $8, p_amount_digits => $9, p_biz_type => $10,
+    p_order_id => $11, p_request_time_ms => $12, p_client_ip => $13, p_metadata => $14,
+    p_cancel_remark => $15, p_header_timestamp_ms => $16, p_input_notes => $17,
+    p_trace_id => $18)"""
+
+# Messages for the refusals the wallet decides (the others carry their own).
+_WALLET_REFUSALS = {
+    "ACCOUNT_NOT_FOUND": "no wallet for this company, customer and currency",
+    "ACCOUNT_SCALE_MISMATCH": "the amount is not exact at the wallet's currency scale",
+    "USER_NAME_MISMATCH": "the wallet belongs to another userName",
+    "BALANCE_LIMIT_EXCEEDED": "the balance would reach the stated maximum (10^19)",
 }
 
 
-def _validate_common(command: AdjustCommand | CancelCommand) -> None:
-    validation.account_key(command.account)
-    validation.text(command.user_name, "user_name", validation.MAX_USER_NAME)
-    validation.text(command.request_unique_no, "request_unique_no", validation.MAX_REQUEST_NO)
-    validation.digits(command.amount_digits, "amount_digits")
-    validation.text(command.client_ip, "client_ip", validation.MAX_CLIENT_IP, required=False)
-    validation.text(command.metadata, "metadata", validation.MAX_REMARK, required=False)
+def _kept_free_text(command: AdjustCommand | CancelCommand, notes: list[str]) -> tuple[str, str]:
+    """The free text both webhooks carry, as it is kept (changes noted)."""
+    client_ip = intake.free_text(command.client_ip, "client_ip", validation.MAX_CLIENT_IP, notes)
+    metadata = intake.free_text(command.metadata, "metadata", validation.MAX_REMARK, notes)
+    return client_ip, metadata
 
 
 async def adjust(
@@ -56,14 +66,24 @@ async def adjust(
     trace_id: str,
     deadline: float,
 ) -> AdjustResult:
-    """Execute an adjustment once per request_unique_no (checks in the proto's Outcome order)."""
-    _validate_common(command)
-    operation_type = validation.operation_type(command.operation_type)
-    operation = pb.OperationType.Name(operation_type).removeprefix("OPERATION_TYPE_")
-    amount = money.parse_amount(command.amount, command.amount_digits)
-    money.check_sign(operation_type, amount)
-    delta, applied_policy = money.adjustment_delta(operation_type, amount, policy)
+    """Execute an adjustment once per request_unique_no; every identified
+    execute is recorded with its outcome, refusals included."""
     key = command.account
+    intake.identify(key, command.request_unique_no, "request_unique_no")
+    refusal = intake.adjustment_refusal(command)
+    amount = intake.plain_decimal_or_none(command.amount)
+    operation = (
+        pb.OperationType.Name(command.operation_type).removeprefix("OPERATION_TYPE_")
+        if command.operation_type in pb.OperationType.values() and command.operation_type
+        else None
+    )
+    delta, applied_policy = Decimal(0), None
+    if refusal is None:
+        assert amount is not None  # adjustment_refusal parsed it
+        delta, applied_policy = money.adjustment_delta(command.operation_type, amount, policy)
+    notes = list(command.notes)
+    client_ip, metadata = _kept_free_text(command, notes)
+    amount_as_sent = intake.free_text(command.amount, "amount", intake.MAX_AMOUNT_AS_SENT, notes)
 
     async def transaction(connection: asyncpg.Connection) -> asyncpg.Record:
         return await fetch_one(
@@ -71,58 +91,85 @@ async def adjust(
             _ADJUST,
             key.company_id,
             key.customer,
-            key.currency,
-            command.user_name,
             command.request_unique_no,
+            intake.kept(key.currency),
+            intake.kept(command.user_name),
             operation,
             amount,
+            amount_as_sent,
             command.amount_digits,
-            delta,
-            money.may_overdraw(operation_type),
-            applied_policy.value if applied_policy else None,
             command.biz_type,
             command.order_id,
             command.request_time_ms,
-            command.client_ip,
-            command.metadata,
+            client_ip,
+            metadata,
+            command.header_timestamp_ms or None,
+            intake.joined(notes),
+            pb.Outcome.Name(refusal.outcome).removeprefix("OUTCOME_") if refusal else None,
+            refusal.field if refusal else None,
+            delta,
+            money.may_overdraw(command.operation_type),
+            applied_policy.value if applied_policy else None,
+            money.MAX_BALANCE,
             trace_id,
         )
 
     row = await run_transaction(pool, transaction, deadline)
-    balance = _balance(key, row, command.amount_digits)
-    if row["status"] == "SEEN":
+    balance = _balance(key, row)
+    status = row["status"]
+    if status == "SEEN":
         return _repeat_of_adjustment(
             RequestRecord(**dict(row["seen"])), command, operation, amount, balance
         )
-    outcome = _OUTCOME_OF_STATUS[row["status"]]
-    if outcome != pb.OUTCOME_APPLIED:
-        return AdjustResult(outcome, balance)
-    return AdjustResult(outcome, balance, delta, applied_policy)
+    if balance is not None and balance.digits != command.amount_digits:
+        # Accepted by value, but a currency configured with another scale on
+        # TradeBoss's side is worth an operator's look.
+        metrics.AMOUNT_DIGITS_MISMATCHES.labels(key.currency).inc()
+        log.warning(
+            "amountDigits %s differs from the %s wallet's scale %s (request %s)",
+            command.amount_digits,
+            key.currency,
+            balance.digits,
+            command.request_unique_no,
+        )
+    outcome = pb.Outcome.Value("OUTCOME_" + status)
+    if outcome == pb.OUTCOME_APPLIED:
+        return AdjustResult(outcome, balance, delta, applied_policy)
+    return AdjustResult(
+        outcome,
+        balance,
+        refused_field=row["refused_field"] or "",
+        refusal_message=refusal.message if refusal else _WALLET_REFUSALS.get(status, ""),
+    )
 
 
 def _repeat_of_adjustment(
     seen: RequestRecord,
     command: AdjustCommand,
-    operation: str,
-    amount: Decimal,
-    balance: Balance,
+    operation: str | None,
+    amount: Decimal | None,
+    balance: Balance | None,
 ) -> AdjustResult:
-    if seen.kind == "tombstone":
-        # A cancel already gave this number up: TradeBoss considers the trade
-        # cancelled, so money must never move for it.
+    if seen.kind == "tombstone" or seen.reversed_by is not None:
+        # A cancel gave this number up or reversed it: TradeBoss considers the
+        # trade cancelled, so it never answers success again.
         log.warning(
             "execute %s arrived after its cancel %s; refused",
             command.request_unique_no,
-            seen.reverse_request_unique_no,
+            seen.reverse_request_unique_no or seen.reversed_by,
         )
         return AdjustResult(pb.OUTCOME_ALREADY_CANCELLED, balance)
     different = first_difference(
         [
             ("kind", seen.kind, "adjustment"),
-            ("currency", seen.currency, command.account.currency),
-            ("user_name", seen.user_name, command.user_name),
+            ("currency", seen.currency, intake.kept(command.account.currency)),
+            ("user_name", seen.user_name, intake.kept(command.user_name)),
             ("operation_type", seen.operation_type, operation),
-            ("amount", seen.amount, amount),
+            (
+                "amount",
+                seen.amount if seen.amount is not None else seen.amount_as_sent,
+                amount if amount is not None else command.amount,
+            ),
             ("amount_digits", seen.amount_digits, command.amount_digits),
             ("biz_type", seen.biz_type, command.biz_type),
             ("order_id", seen.order_id, command.order_id),
@@ -131,27 +178,39 @@ def _repeat_of_adjustment(
     if different:
         return AdjustResult(pb.OUTCOME_CONFLICT, balance, conflict_field=different)
     policy = OvertradingPolicy(seen.overtrading_policy) if seen.overtrading_policy else None
-    return AdjustResult(seen.outcome_value, balance, seen.applied_amount, policy, replayed=True)
+    return AdjustResult(
+        seen.outcome_value,
+        balance,
+        seen.applied_amount,
+        policy,
+        replayed=True,
+        refused_field=seen.refused_field or "",
+        refusal_message=_WALLET_REFUSALS.get(seen.outcome, "refused when first received"),
+    )
 
 
 async def cancel_adjustment(
     pool: asyncpg.Pool, command: CancelCommand, trace_id: str, deadline: float
 ) -> CancelResult:
-    """Reverse an adjustment once, or tombstone a number never received."""
-    _validate_common(command)
-    validation.text(
-        command.reverse_request_unique_no, "reverse_request_unique_no", validation.MAX_REQUEST_NO
-    )
-    validation.text(command.cancel_remark, "cancel_remark", validation.MAX_REMARK)
-    if command.reverse_request_unique_no == command.request_unique_no:
-        raise LedgerError(
-            pb.OUTCOME_INVALID_ARGUMENT,
-            "a cancel cannot name its own request_unique_no",
-            "reverse_request_unique_no",
-        )
-    amount = money.parse_amount(command.amount, command.amount_digits)
-    money.require_positive(amount, "a cancel")
+    """Reverse an adjustment once, or tombstone a number never received. Only
+    the target's identity and account can refuse a cancel."""
     key = command.account
+    intake.identify(key, command.reverse_request_unique_no, "reverse_request_unique_no")
+    notes = list(command.notes)
+    own_number: str | None = command.request_unique_no
+    if not intake.usable_number(command.request_unique_no) or (
+        command.request_unique_no == command.reverse_request_unique_no
+    ):
+        notes.append(f"request_unique_no {command.request_unique_no[:60]!r} unusable")
+        own_number = None
+    currency = intake.identifier_or_none(key.currency, validation.MAX_CURRENCY)
+    user_name = intake.identifier_or_none(command.user_name, validation.MAX_USER_NAME)
+    client_ip, metadata = _kept_free_text(command, notes)
+    cancel_remark = intake.free_text(
+        command.cancel_remark, "cancel_remark", validation.MAX_REMARK, notes
+    )
+    amount_as_sent = intake.free_text(command.amount, "amount", intake.MAX_AMOUNT_AS_SENT, notes)
+    amount = intake.plain_decimal_or_none(command.amount)
 
     async def transaction(connection: asyncpg.Connection) -> asyncpg.Record:
         return await fetch_one(
@@ -159,26 +218,30 @@ async def cancel_adjustment(
             _CANCEL,
             key.company_id,
             key.customer,
-            key.currency,
-            command.user_name,
-            command.request_unique_no,
+            own_number,
             command.reverse_request_unique_no,
+            currency,
+            user_name,
             amount,
+            amount_as_sent,
             command.amount_digits,
             command.biz_type,
             command.order_id,
             command.request_time_ms,
-            command.client_ip,
-            command.metadata,
-            command.cancel_remark,
+            client_ip,
+            metadata,
+            cancel_remark,
+            command.header_timestamp_ms or None,
+            intake.joined(notes),
             trace_id,
         )
 
     row = await run_transaction(pool, transaction, deadline)
-    balance = _balance(key, row, command.amount_digits)
+    balance = _balance(key, row)
     status = row["status"]
     if status == "SEEN":
-        return _repeat_of_cancel(RequestRecord(**dict(row["seen"])), command, amount, balance)
+        seen = RequestRecord(**dict(row["seen"]))
+        return CancelResult(seen.outcome_value, balance, seen.applied_amount, replayed=True)
     if status.startswith("TARGET_"):
         field = {
             "TARGET_CURRENCY_MISMATCH": "currency",
@@ -191,45 +254,25 @@ async def cancel_adjustment(
             else f"{command.reverse_request_unique_no!r} is not an adjustment",
             field,
         )
-    if status == "REVERSED" and row["target_amount"] is not None:
-        if abs(row["target_amount"]) != amount:
-            log.warning(
-                "cancel %s names %s for %s but %s was requested; reversed what was applied",
-                command.request_unique_no,
-                command.reverse_request_unique_no,
-                amount,
-                abs(row["target_amount"]),
-            )
+    target_amount = row["target_amount"]
+    if status == "REVERSED" and target_amount is not None and target_amount.copy_abs() != amount:
+        log.warning(
+            "cancel %s names %s for %r but %s was requested; reversed what was applied",
+            row["record_key"],
+            command.reverse_request_unique_no,
+            command.amount,
+            target_amount.copy_abs(),
+        )
     return CancelResult(
-        _OUTCOME_OF_STATUS[status],
+        pb.Outcome.Value("OUTCOME_" + status),
         balance,
         row["reversed_amount"],
         tombstone_written=row["tombstone_written"],
     )
 
 
-def _repeat_of_cancel(
-    seen: RequestRecord, command: CancelCommand, amount: Decimal, balance: Balance
-) -> CancelResult:
-    different = first_difference(
-        [
-            ("kind", seen.kind, "cancel"),
-            ("currency", seen.currency, command.account.currency),
-            ("user_name", seen.user_name, command.user_name),
-            (
-                "reverse_request_unique_no",
-                seen.reverse_request_unique_no,
-                command.reverse_request_unique_no,
-            ),
-            ("amount", seen.amount, amount),
-            ("amount_digits", seen.amount_digits, command.amount_digits),
-        ]
-    )
-    if different:
-        return CancelResult(pb.OUTCOME_CONFLICT, balance, conflict_field=different)
-    return CancelResult(seen.outcome_value, balance, seen.applied_amount, replayed=True)
-
-
-def _balance(key: AccountKey, row: asyncpg.Record, amount_digits: int) -> Balance:
-    accounts.raise_wallet_refusal(row["status"], key, amount_digits, row["digits"])
+def _balance(key: AccountKey, row: asyncpg.Record) -> Balance | None:
+    """The wallet the function locked, if there is one."""
+    if row["digits"] is None:
+        return None
     return Balance(key, row["balance"], row["digits"], row["user_name"] or "")

@@ -34,6 +34,16 @@ TOMBSTONES = Counter(
     "ledger_tombstones_total", "Tombstones written by cancels of never-received requests"
 )
 CANCELS = Counter("ledger_cancels_total", "Cancels answered, by outcome", ["outcome"])
+AMOUNT_DIGITS_MISMATCHES = Counter(
+    "ledger_amount_digits_mismatches_total",
+    "Executes whose amountDigits differs from the wallet's scale (a misconfigured currency?)",
+    ["currency"],
+)
+REFUSALS_RECORDED = Counter(
+    "ledger_refusals_recorded_total",
+    "Executes recorded with a refusal, by outcome and field",
+    ["outcome", "field"],
+)
 TRANSACTION_RETRIES = Counter(
     "ledger_transaction_retries_total",
     "Transactions run again, by reason (conflict: deadlock, serialization or "

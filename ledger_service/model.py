@@ -46,17 +46,21 @@ class FundingResult:
 @dataclass(frozen=True)
 class AdjustResult:
     outcome: pb.Outcome.ValueType
-    balance: Balance
+    # None when the wallet does not exist (a recorded ACCOUNT_NOT_FOUND).
+    balance: Balance | None
     applied_amount: Decimal = Decimal(0)
     overtrading_policy: OvertradingPolicy | None = None
     replayed: bool = False
     conflict_field: str = ""
+    # For a recorded refusal: the field at fault and why.
+    refused_field: str = ""
+    refusal_message: str = ""
 
 
 @dataclass(frozen=True)
 class CancelResult:
     outcome: pb.Outcome.ValueType
-    balance: Balance
+    balance: Balance | None
     reversed_amount: Decimal = Decimal(0)
     replayed: bool = False
     conflict_field: str = ""
@@ -78,6 +82,10 @@ class AdjustCommand:
     request_time_ms: int = 0
     client_ip: str = ""
     metadata: str = ""
+    # (field, message) when the caller could not shape a field: recorded refusal.
+    input_error: tuple[str, str] | None = None
+    header_timestamp_ms: int = 0
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -96,3 +104,5 @@ class CancelCommand:
     request_time_ms: int = 0
     client_ip: str = ""
     metadata: str = ""
+    header_timestamp_ms: int = 0
+    notes: tuple[str, ...] = ()

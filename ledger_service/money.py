@@ -6,15 +6,22 @@ Pure functions only; every boundary hands amounts in as decimal strings.
 from __future__ import annotations
 
 import re
-from decimal import Decimal
+from decimal import Context, Decimal
 from enum import Enum
 
 from protos.ledger.v1 import ledger_pb2 as pb
 
 from .errors import LedgerError
 
+# The stated maximum: an amount has at most 18 integer and 18 fractional
+# digits; a movement that would take a balance to 10^19 or beyond (either
+# sign) is refused. A reversal is never refused and moves at most one amount,
+# so a balance stays within 20 integer digits, which CONTEXT holds exactly.
 MAX_INTEGER_DIGITS = 18
 MAX_SCALE = 18
+MAX_BALANCE = Decimal(10) ** 19
+# Python's default 28 digits would round (or raise on) an 18.18-digit amount.
+CONTEXT = Context(prec=60)
 # A plain decimal: optional minus, digits, optional fraction. No plus sign,
 # spaces, exponent, NaN or infinity; ASCII digits only (Unicode digits are
 # digits to Python's Decimal, not to anybody's accounting).
@@ -29,7 +36,15 @@ class OvertradingPolicy(Enum):
 
 
 def parse_amount(text: str, max_fraction_digits: int, field: str = "amount") -> Decimal:
-    """Parse a plain decimal string with at most max_fraction_digits after the point."""
+    """A plain decimal string whose value needs at most max_fraction_digits
+    fractional digits (trailing zeros do not count: "1.50" fits in 1)."""
+    amount = parse_plain_decimal(text, field)
+    check_fraction_digits(amount, max_fraction_digits, field)
+    return amount
+
+
+def parse_plain_decimal(text: str, field: str = "amount") -> Decimal:
+    """A plain decimal: optional minus, at most 18 integer digits, optional fraction."""
     match = _PLAIN_DECIMAL.fullmatch(text)
     if match is None:
         shown = text if len(text) <= 40 else text[:40] + "..."
@@ -38,20 +53,35 @@ def parse_amount(text: str, max_fraction_digits: int, field: str = "amount") -> 
             f"amount must be a plain decimal like 12.50, got {shown!r}",
             field,
         )
-    _, integer_part, fraction = match.groups()
+    integer_part = match.group(2)
     if len(integer_part.lstrip("0")) > MAX_INTEGER_DIGITS:
         raise LedgerError(
             pb.OUTCOME_INVALID_AMOUNT,
             f"amount has more than {MAX_INTEGER_DIGITS} integer digits",
             field,
         )
-    if fraction is not None and len(fraction) > max_fraction_digits:
+    return Decimal(text)
+
+
+def fraction_digits(amount: Decimal) -> int:
+    """Fractional digits the value needs: 1.50 needs 1, 3.00 needs 0."""
+    _, coefficient, exponent = amount.as_tuple()
+    if not isinstance(exponent, int):
+        return 0
+    significant = "".join(map(str, coefficient)).rstrip("0")
+    if not significant:
+        return 0
+    return max(0, -(exponent + len(coefficient) - len(significant)))
+
+
+def check_fraction_digits(amount: Decimal, max_fraction_digits: int, field: str = "amount") -> None:
+    needed = fraction_digits(amount)
+    if needed > max_fraction_digits:
         raise LedgerError(
             pb.OUTCOME_TOO_MANY_DIGITS,
-            f"amount has {len(fraction)} fractional digits, at most {max_fraction_digits} allowed",
+            f"amount needs {needed} fractional digits, at most {max_fraction_digits} allowed",
             field,
         )
-    return Decimal(text)
 
 
 def require_positive(amount: Decimal, what: str) -> None:
@@ -76,7 +106,7 @@ def adjustment_delta(
 ) -> tuple[Decimal, OvertradingPolicy | None]:
     """The signed change an adjustment makes to the balance, and the policy it applied."""
     if operation_type == pb.OPERATION_TYPE_OPEN_POSITION:
-        return -amount, None
+        return amount.copy_negate(), None
     if operation_type == pb.OPERATION_TYPE_NORMAL_CLOSE:
         return amount, None
     # ABNORMAL_OVERTRADING: amount is negative already.
@@ -91,8 +121,9 @@ def may_overdraw(operation_type: pb.OperationType.ValueType | None) -> bool:
 
 
 def format_amount(amount: Decimal, digits: int) -> str:
-    """Exactly `digits` fractional digits, no exponent, no negative zero."""
-    quantized = amount.quantize(Decimal(1).scaleb(-digits))
+    """Exactly `digits` fractional digits, no exponent, no negative zero; exact
+    for every amount and balance within the stated maximum."""
+    quantized = amount.quantize(Decimal(1).scaleb(-digits), context=CONTEXT)
     if quantized == 0:
-        quantized = abs(quantized)
+        quantized = quantized.copy_abs()
     return f"{quantized:f}"

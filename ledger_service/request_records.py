@@ -42,6 +42,10 @@ class RequestRecord:
     reversed_at: datetime | None = None
     trace_id: str = ""
     created_at: datetime | None = None
+    amount_as_sent: str | None = None
+    refused_field: str | None = None
+    header_timestamp_ms: int | None = None
+    input_notes: str | None = None
 
     @property
     def outcome_value(self) -> pb.Outcome.ValueType:

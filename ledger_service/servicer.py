@@ -250,11 +250,15 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServiceServicer):
                 request_time_ms=request.request_time_ms,
                 client_ip=request.client_ip,
                 metadata=request.metadata,
+                input_error=(request.input_error.field, request.input_error.message)
+                if request.HasField("input_error")
+                else None,
+                header_timestamp_ms=request.header_timestamp_ms,
+                notes=tuple(request.notes),
             )
             result = await adjustments.adjust(
                 self._pool, command, self._settings.overtrading_policy, trace_id, deadline
             )
-            digits = result.balance.digits
             if result.outcome == pb.OUTCOME_APPLIED and not result.replayed:
                 operation = pb.OperationType.Name(request.operation_type)
                 metrics.money_moved(
@@ -262,15 +266,23 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServiceServicer):
                     operation.removeprefix("OPERATION_TYPE_"),
                     result.applied_amount,
                 )
+            if result.refused_field and not result.replayed:
+                metrics.REFUSALS_RECORDED.labels(
+                    pb.Outcome.Name(result.outcome).removeprefix("OUTCOME_"), result.refused_field
+                ).inc()
             return pb.AdjustResponse(
                 outcome=result.outcome,
-                balance=_balance(result.balance),
-                applied_amount=format_amount(result.applied_amount, digits),
+                balance=_balance(result.balance) if result.balance else None,
+                applied_amount=_decimal_text(
+                    result.applied_amount, result.balance.digits if result.balance else None
+                ),
                 overtrading_policy=_POLICY_TO_PB[result.overtrading_policy]
                 if result.overtrading_policy
                 else pb.OVERTRADING_POLICY_UNSPECIFIED,
                 replayed=result.replayed,
                 conflict_field=result.conflict_field,
+                refused_field=result.refused_field,
+                refusal_message=result.refusal_message,
             )
 
         return await self._answer(
@@ -298,6 +310,8 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServiceServicer):
                 request_time_ms=request.request_time_ms,
                 client_ip=request.client_ip,
                 metadata=request.metadata,
+                header_timestamp_ms=request.header_timestamp_ms,
+                notes=tuple(request.notes),
             )
             result = await adjustments.cancel_adjustment(self._pool, command, trace_id, deadline)
             metrics.CANCELS.labels(pb.Outcome.Name(result.outcome).removeprefix("OUTCOME_")).inc()
@@ -307,8 +321,10 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServiceServicer):
                 metrics.money_moved(request.account.currency, "reversal", result.reversed_amount)
             return pb.CancelAdjustmentResponse(
                 outcome=result.outcome,
-                balance=_balance(result.balance),
-                reversed_amount=format_amount(result.reversed_amount, result.balance.digits),
+                balance=_balance(result.balance) if result.balance else None,
+                reversed_amount=_decimal_text(
+                    result.reversed_amount, result.balance.digits if result.balance else None
+                ),
                 replayed=result.replayed,
                 conflict_field=result.conflict_field,
             )
@@ -319,6 +335,29 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServiceServicer):
             call,
             company_id=request.account.company_id,
             reference=request.request_unique_no,
+        )
+
+    async def RebindUserName(
+        self, request: pb.RebindUserNameRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RebindUserNameResponse:
+        async def call(trace_id: str, deadline: float) -> pb.RebindUserNameResponse:
+            balance, previous = await accounts.rebind_user_name(
+                self._pool,
+                _key(request.account),
+                request.user_name,
+                request.reason,
+                request.operator,
+                trace_id,
+                deadline,
+            )
+            return pb.RebindUserNameResponse(balance=_balance(balance), previous_user_name=previous)
+
+        return await self._answer(
+            context,
+            "RebindUserName",
+            call,
+            company_id=request.account.company_id,
+            reference=request.account.customer,
         )
 
     async def GetRequest(
@@ -464,9 +503,12 @@ def _balance(balance: Balance) -> pb.Balance:
 
 
 def _decimal_text(value: Decimal | None, digits: int | None) -> str:
+    """At the scale given when it is a valid one (a refused request may carry any)."""
     if value is None:
         return ""
-    return format_amount(value, digits) if digits is not None else f"{value:f}"
+    if digits is None or not 0 <= digits <= validation.MAX_DIGITS:
+        return f"{value:f}"
+    return format_amount(value, digits)
 
 
 def _timestamp(value: object) -> timestamp_pb2.Timestamp | None:
@@ -502,6 +544,9 @@ def _request_record(record: request_records.RequestRecord) -> pb.RequestRecord:
         trace_id=record.trace_id,
         created_at=_timestamp(record.created_at),
         reversed_at=_timestamp(record.reversed_at),
+        refused_field=record.refused_field or "",
+        amount_as_sent=record.amount_as_sent or "",
+        input_notes=record.input_notes or "",
     )
 
 

@@ -1,4 +1,7 @@
-"""Bad input gets a specific outcome and writes nothing."""
+"""Bad input moves no money. An identified execute is recorded with its
+refusal (a repeat gets it again, its cancel answers NOT_APPLIED); only a
+request the ledger cannot identify is an error that writes nothing; a cancel
+is refused only for its target."""
 
 from __future__ import annotations
 
@@ -10,96 +13,56 @@ from protos.ledger.v1 import ledger_pb2 as pb
 from .conftest import assert_books_balance, unique
 from .ledger_calls import CLOSE, OPEN, OVERTRADE, adjust_request, cancel_request, error_detail
 
-INVALID = grpc.StatusCode.INVALID_ARGUMENT
-
-ADJUST_CASES = [
-    # (case, amount, operation_type, extra fields, status, outcome, field)
-    ("non-numeric", "ten", OPEN, {}, INVALID, pb.OUTCOME_INVALID_AMOUNT, "amount"),
-    ("empty amount", "", OPEN, {}, INVALID, pb.OUTCOME_INVALID_AMOUNT, "amount"),
-    ("NaN", "NaN", OPEN, {}, INVALID, pb.OUTCOME_INVALID_AMOUNT, "amount"),
-    ("infinity", "Infinity", OPEN, {}, INVALID, pb.OUTCOME_INVALID_AMOUNT, "amount"),
-    ("exponent", "1E+2", OPEN, {}, INVALID, pb.OUTCOME_INVALID_AMOUNT, "amount"),
-    ("plus sign", "+5.00", OPEN, {}, INVALID, pb.OUTCOME_INVALID_AMOUNT, "amount"),
-    ("spaces", " 5.00", OPEN, {}, INVALID, pb.OUTCOME_INVALID_AMOUNT, "amount"),
-    ("unicode digits", "\u0665.00", OPEN, {}, INVALID, pb.OUTCOME_INVALID_AMOUNT, "amount"),
-    ("huge", "1" * 19, CLOSE, {}, INVALID, pb.OUTCOME_INVALID_AMOUNT, "amount"),
-    ("too many digits", "1.001", OPEN, {}, INVALID, pb.OUTCOME_TOO_MANY_DIGITS, "amount"),
-    ("negative open", "-1.00", OPEN, {}, INVALID, pb.OUTCOME_AMOUNT_SIGN_MISMATCH, "amount"),
-    ("zero close", "0.00", CLOSE, {}, INVALID, pb.OUTCOME_AMOUNT_SIGN_MISMATCH, "amount"),
-    (
-        "positive overtrading",
-        "1.00",
-        OVERTRADE,
-        {},
-        INVALID,
-        pb.OUTCOME_AMOUNT_SIGN_MISMATCH,
-        "amount",
-    ),
-    ("no operation", "1.00", 0, {}, INVALID, pb.OUTCOME_INVALID_ARGUMENT, "operation_type"),
-    ("unknown operation", "1.00", 99, {}, INVALID, pb.OUTCOME_INVALID_ARGUMENT, "operation_type"),
-    (
-        "no number",
-        "1.00",
-        OPEN,
-        {"request_unique_no": ""},
-        INVALID,
-        pb.OUTCOME_INVALID_ARGUMENT,
-        "request_unique_no",
-    ),
-    (
-        "long number",
-        "1.00",
-        OPEN,
-        {"request_unique_no": "n" * 49},
-        INVALID,
-        pb.OUTCOME_INVALID_ARGUMENT,
-        "request_unique_no",
-    ),
-    ("no user", "1.00", OPEN, {"user_name": ""}, INVALID, pb.OUTCOME_INVALID_ARGUMENT, "user_name"),
-    (
-        "long user",
-        "1.00",
-        OPEN,
-        {"user_name": "u" * 49},
-        INVALID,
-        pb.OUTCOME_INVALID_ARGUMENT,
-        "user_name",
-    ),
+RECORDED_REFUSALS = [
+    # (case, amount, operation_type, extra fields, outcome, field)
+    ("non-numeric", "ten", OPEN, {}, pb.OUTCOME_INVALID_AMOUNT, "amount"),
+    ("empty amount", "", OPEN, {}, pb.OUTCOME_INVALID_AMOUNT, "amount"),
+    ("NaN", "NaN", OPEN, {}, pb.OUTCOME_INVALID_AMOUNT, "amount"),
+    ("infinity", "Infinity", OPEN, {}, pb.OUTCOME_INVALID_AMOUNT, "amount"),
+    ("exponent", "1E+2", OPEN, {}, pb.OUTCOME_INVALID_AMOUNT, "amount"),
+    ("plus sign", "+5.00", OPEN, {}, pb.OUTCOME_INVALID_AMOUNT, "amount"),
+    ("spaces", " 5.00", OPEN, {}, pb.OUTCOME_INVALID_AMOUNT, "amount"),
+    ("unicode digits", "\u0665.00", OPEN, {}, pb.OUTCOME_INVALID_AMOUNT, "amount"),
+    ("huge", "1" * 19, CLOSE, {}, pb.OUTCOME_INVALID_AMOUNT, "amount"),
+    ("too many digits", "1.001", OPEN, {}, pb.OUTCOME_TOO_MANY_DIGITS, "amount"),
+    ("negative open", "-1.00", OPEN, {}, pb.OUTCOME_AMOUNT_SIGN_MISMATCH, "amount"),
+    ("zero close", "0.00", CLOSE, {}, pb.OUTCOME_AMOUNT_SIGN_MISMATCH, "amount"),
+    ("positive overtrading", "1.00", OVERTRADE, {}, pb.OUTCOME_AMOUNT_SIGN_MISMATCH, "amount"),
+    ("no operation", "1.00", 0, {}, pb.OUTCOME_INVALID_ARGUMENT, "operation_type"),
+    ("unknown operation", "1.00", 99, {}, pb.OUTCOME_INVALID_ARGUMENT, "operation_type"),
+    ("no user", "1.00", OPEN, {"user_name": ""}, pb.OUTCOME_INVALID_ARGUMENT, "user_name"),
+    ("long user", "1.00", OPEN, {"user_name": "u" * 49}, pb.OUTCOME_INVALID_ARGUMENT, "user_name"),
     (
         "NUL in user",
         "1.00",
         OPEN,
         {"user_name": "a\x00b"},
-        INVALID,
         pb.OUTCOME_INVALID_ARGUMENT,
         "user_name",
-    ),
-    (
-        "long metadata",
-        "1.00",
-        OPEN,
-        {"metadata": "m" * 201},
-        INVALID,
-        pb.OUTCOME_INVALID_ARGUMENT,
-        "metadata",
     ),
     (
         "digits out of range",
         "1.00",
         OPEN,
         {"amount_digits": 19},
-        INVALID,
         pb.OUTCOME_INVALID_ARGUMENT,
         "amount_digits",
     ),
     (
-        "digits mismatch",
-        "1.000",
+        "not exact at the wallet's scale",
+        "1.001",
         OPEN,
         {"amount_digits": 3},
-        grpc.StatusCode.FAILED_PRECONDITION,
         pb.OUTCOME_ACCOUNT_SCALE_MISMATCH,
-        "amount_digits",
+        "amount",
+    ),
+    (
+        "shape error from the facade",
+        "1.00",
+        OPEN,
+        {"input_error": pb.InputError(field="biz_type", message="bizType must be an integer")},
+        pb.OUTCOME_INVALID_ARGUMENT,
+        "biz_type",
     ),
 ]
 
@@ -116,79 +79,184 @@ async def _writes_for(db, customer: str) -> tuple[int, int]:
 
 
 @pytest.mark.parametrize(
-    ("case", "amount", "operation_type", "fields", "status", "outcome", "field"),
-    ADJUST_CASES,
-    ids=[case[0] for case in ADJUST_CASES],
+    ("case", "amount", "operation_type", "fields", "outcome", "field"),
+    RECORDED_REFUSALS,
+    ids=[case[0] for case in RECORDED_REFUSALS],
 )
-async def test_bad_adjust_is_refused_specifically_and_writes_nothing(
-    ledger_stub, open_wallet, db, case, amount, operation_type, fields, status, outcome, field
+async def test_identified_bad_execute_is_recorded_and_moves_nothing(
+    ledger_stub, open_wallet, db, case, amount, operation_type, fields, outcome, field
 ):
     wallet = await open_wallet(balance="100.00")
-    before = await _writes_for(db, wallet.customer)
-    with pytest.raises(grpc.aio.AioRpcError) as refused:
-        await ledger_stub.Adjust(adjust_request(wallet, amount, operation_type, **fields))
-    assert refused.value.code() == status
-    detail = error_detail(refused.value)
-    assert (pb.Outcome.Name(detail.outcome), detail.field) == (pb.Outcome.Name(outcome), field)
-    assert detail.message
-    assert await _writes_for(db, wallet.customer) == before
+    request = adjust_request(wallet, amount, operation_type, **fields)
+    requests_before, entries_before = await _writes_for(db, wallet.customer)
+    first = await ledger_stub.Adjust(request)
+    assert (pb.Outcome.Name(first.outcome), first.refused_field) == (
+        pb.Outcome.Name(outcome),
+        field,
+    )
+    assert first.refusal_message
+    # The refusal is recorded; no journal entry.
+    assert await _writes_for(db, wallet.customer) == (requests_before + 1, entries_before)
+    again = await ledger_stub.Adjust(request)
+    assert (again.outcome, again.refused_field, again.replayed) == (outcome, field, True)
+    # TradeBoss's cancel carries the execute's own userName and currency.
+    cancel = await ledger_stub.CancelAdjustment(
+        cancel_request(wallet, request.request_unique_no, "1.00", user_name=request.user_name)
+    )
+    assert cancel.outcome == pb.OUTCOME_NOT_APPLIED
+    record = await ledger_stub.GetRequest(
+        pb.GetRequestRequest(account=wallet.key, request_unique_no=request.request_unique_no)
+    )
+    assert (record.request.outcome, record.request.refused_field) == (outcome, field)
+    assert record.request.amount_as_sent == amount.replace("\x00", "\ufffd")
+    assert (
+        await ledger_stub.GetBalance(pb.GetBalanceRequest(account=wallet.key))
+    ).balance.amount == "100.00"
+    await assert_books_balance(db)
 
 
 @pytest.mark.parametrize(
     ("key_change", "outcome", "field"),
     [
-        ({"currency": "XYZ"}, pb.OUTCOME_ACCOUNT_NOT_FOUND, "customer"),
-        ({"customer": "nobody"}, pb.OUTCOME_ACCOUNT_NOT_FOUND, "customer"),
-        ({"company_id": 0}, pb.OUTCOME_INVALID_ARGUMENT, "company_id"),
+        ({"currency": "XYZ"}, pb.OUTCOME_ACCOUNT_NOT_FOUND, "currency"),
         ({"currency": "C" * 17}, pb.OUTCOME_INVALID_ARGUMENT, "currency"),
-        ({"customer": "c" * 65}, pb.OUTCOME_INVALID_ARGUMENT, "customer"),
+        ({"currency": ""}, pb.OUTCOME_INVALID_ARGUMENT, "currency"),
     ],
 )
-async def test_unknown_or_malformed_wallet_is_refused(
+async def test_execute_for_no_such_wallet_is_recorded(
     ledger_stub, open_wallet, db, key_change, outcome, field
 ):
     wallet = await open_wallet(balance="100.00")
     request = adjust_request(wallet, "1.00", OPEN)
     for name, value in key_change.items():
         setattr(request.account, name, value)
-    before = await _writes_for(db, wallet.customer)
-    with pytest.raises(grpc.aio.AioRpcError) as refused:
-        await ledger_stub.Adjust(request)
-    detail = error_detail(refused.value)
-    assert (detail.outcome, detail.field) == (outcome, field)
-    assert await _writes_for(db, wallet.customer) == before
+    answer = await ledger_stub.Adjust(request)
+    assert (answer.outcome, answer.refused_field) == (outcome, field)
+    assert not answer.HasField("balance")
+    assert (await ledger_stub.Adjust(request)).replayed
+    cancel = cancel_request(wallet, request.request_unique_no, "1.00")
+    cancel.account.currency = request.account.currency
+    assert (await ledger_stub.CancelAdjustment(cancel)).outcome == pb.OUTCOME_NOT_APPLIED
+    await assert_books_balance(db)
 
 
 @pytest.mark.parametrize(
-    ("change", "outcome", "field"),
+    ("fields", "key_change", "field"),
     [
-        ({"amount": "-1.00"}, pb.OUTCOME_AMOUNT_SIGN_MISMATCH, "amount"),
-        ({"amount": "1e3"}, pb.OUTCOME_INVALID_AMOUNT, "amount"),
-        ({"cancel_remark": ""}, pb.OUTCOME_INVALID_ARGUMENT, "cancel_remark"),
-        ({"cancel_remark": "r" * 201}, pb.OUTCOME_INVALID_ARGUMENT, "cancel_remark"),
-        (
-            {"reverse_request_unique_no": ""},
-            pb.OUTCOME_INVALID_ARGUMENT,
-            "reverse_request_unique_no",
-        ),
-        (
-            {"reverse_request_unique_no": "SELF"},
-            pb.OUTCOME_INVALID_ARGUMENT,
-            "reverse_request_unique_no",
-        ),
+        ({"request_unique_no": ""}, {}, "request_unique_no"),
+        ({"request_unique_no": "n" * 49}, {}, "request_unique_no"),
+        ({"request_unique_no": "~cancel~x"}, {}, "request_unique_no"),
+        ({}, {"company_id": 0}, "company_id"),
+        ({}, {"customer": "c" * 65}, "customer"),
+        ({}, {"customer": ""}, "customer"),
     ],
 )
-async def test_bad_cancel_is_refused_and_leaves_no_tombstone(
-    ledger_stub, open_wallet, db, change, outcome, field
+async def test_unidentifiable_execute_is_an_error_and_writes_nothing(
+    ledger_stub, open_wallet, db, fields, key_change, field
 ):
     wallet = await open_wallet(balance="100.00")
-    request = cancel_request(wallet, unique("never"), "1.00")
+    request = adjust_request(wallet, "1.00", OPEN, **fields)
+    for name, value in key_change.items():
+        setattr(request.account, name, value)
+    before = await _writes_for(db, wallet.customer)
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await ledger_stub.Adjust(request)
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    detail = error_detail(refused.value)
+    assert (detail.outcome, detail.field) == (pb.OUTCOME_INVALID_ARGUMENT, field)
+    assert await _writes_for(db, wallet.customer) == before
+
+
+async def test_free_text_is_kept_never_refused(ledger_stub, open_wallet, db):
+    """ip, metadata: any text, control characters kept, cut with a note past
+    the stored length; the execute applies."""
+    wallet = await open_wallet(balance="100.00")
+    request = adjust_request(
+        wallet, "1.00", OPEN, client_ip="", metadata="line1\nline2\x00" + "m" * 300
+    )
+    answer = await ledger_stub.Adjust(request)
+    assert answer.outcome == pb.OUTCOME_APPLIED
+    record = await ledger_stub.GetRequest(
+        pb.GetRequestRequest(account=wallet.key, request_unique_no=request.request_unique_no)
+    )
+    assert "metadata: NUL shown as U+FFFD" in record.request.input_notes
+    assert "first 200 kept" in record.request.input_notes
+    async with db.acquire() as connection:
+        metadata = await connection.fetchval(
+            "SELECT metadata FROM requests WHERE customer = $1 AND request_unique_no = $2",
+            wallet.customer,
+            request.request_unique_no,
+        )
+    assert metadata.startswith("line1\nline2\ufffd") and len(metadata) == 200
+    await assert_books_balance(db)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"amount": "-1.00"},
+        {"amount": "1e3"},
+        {"amount": ""},
+        {"amount_digits": 7},
+        {"cancel_remark": ""},
+        {"cancel_remark": "r" * 201},
+        {"client_ip": ""},
+        {"metadata": '{\n  "pretty": true\n}'},
+        {"request_unique_no": ""},
+        {"request_unique_no": "SELF"},
+        {"user_name": ""},
+    ],
+)
+async def test_a_cancel_settles_whatever_its_other_fields(ledger_stub, open_wallet, db, change):
+    """Applied, then cancelled with an odd field: reversed all the same."""
+    wallet = await open_wallet(balance="100.00")
+    execute = adjust_request(wallet, "10.00", OPEN)
+    assert (await ledger_stub.Adjust(execute)).outcome == pb.OUTCOME_APPLIED
+    request = cancel_request(wallet, execute.request_unique_no, "10.00")
     for name, value in change.items():
-        setattr(request, name, request.request_unique_no if value == "SELF" else value)
+        setattr(request, name, execute.request_unique_no if value == "SELF" else value)
+    answer = await ledger_stub.CancelAdjustment(request)
+    assert answer.outcome == pb.OUTCOME_REVERSED
+    assert answer.balance.amount == "100.00"
+    again = await ledger_stub.CancelAdjustment(request)
+    assert again.outcome in (pb.OUTCOME_REVERSED, pb.OUTCOME_ALREADY_REVERSED)
+    assert again.balance.amount == "100.00"
+    await assert_books_balance(db)
+
+
+async def test_a_cancel_without_currency_settles_on_its_targets_wallet(
+    ledger_stub, open_wallet, db
+):
+    wallet = await open_wallet(balance="100.00")
+    execute = adjust_request(wallet, "10.00", OPEN)
+    await ledger_stub.Adjust(execute)
+    request = cancel_request(wallet, execute.request_unique_no, "10.00")
+    request.account.currency = ""
+    answer = await ledger_stub.CancelAdjustment(request)
+    assert (answer.outcome, answer.balance.amount) == (pb.OUTCOME_REVERSED, "100.00")
+    await assert_books_balance(db)
+
+
+@pytest.mark.parametrize(
+    ("key_change", "reverse", "field"),
+    [
+        ({}, "", "reverse_request_unique_no"),
+        ({}, "r" * 49, "reverse_request_unique_no"),
+        ({"customer": ""}, None, "customer"),
+        ({"company_id": 0}, None, "company_id"),
+    ],
+)
+async def test_a_cancel_without_an_identifiable_target_is_refused_and_leaves_no_tombstone(
+    ledger_stub, open_wallet, db, key_change, reverse, field
+):
+    wallet = await open_wallet(balance="100.00")
+    request = cancel_request(wallet, unique("never") if reverse is None else reverse, "1.00")
+    for name, value in key_change.items():
+        setattr(request.account, name, value)
     before = await _writes_for(db, wallet.customer)
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await ledger_stub.CancelAdjustment(request)
     detail = error_detail(refused.value)
-    assert (detail.outcome, detail.field) == (outcome, field)
+    assert (detail.outcome, detail.field) == (pb.OUTCOME_INVALID_ARGUMENT, field)
     assert await _writes_for(db, wallet.customer) == before
     await assert_books_balance(db)

@@ -188,12 +188,7 @@ async def test_cancel_naming_another_wallets_request_is_refused(
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await ledger_stub.CancelAdjustment(cancel)
     detail = error_detail(refused.value)
-    expected = (
-        pb.OUTCOME_USER_NAME_MISMATCH
-        if mismatch == "user_name"
-        else (pb.OUTCOME_CANCEL_TARGET_MISMATCH)
-    )
-    assert detail.outcome == expected
+    assert detail.outcome == pb.OUTCOME_CANCEL_TARGET_MISMATCH
     assert await balance_of(ledger_stub, wallet) in ("90.00", "91.00")
     async with db.acquire() as connection:
         cancels = await connection.fetchval(
@@ -205,20 +200,43 @@ async def test_cancel_naming_another_wallets_request_is_refused(
     await assert_books_balance(db)
 
 
-async def test_cancel_retried_with_other_content_is_a_conflict(ledger_stub, open_wallet, db):
+async def test_a_cancel_whose_number_is_taken_still_settles(ledger_stub, open_wallet, db):
+    """Every cancel settles unless its target cannot be found: a cancel number
+    already used by another request (another cancel, an execute) does not
+    strand the reversal; the cancel is recorded under a key derived from its
+    target, and a repeat of it is answered from there."""
+    wallet = await open_wallet(balance="100.00")
+    first, second = adjust_request(wallet, "10.00", OPEN), adjust_request(wallet, "5.00", OPEN)
+    await ledger_stub.Adjust(first)
+    await ledger_stub.Adjust(second)
+    cancel = cancel_request(wallet, first.request_unique_no, "10.00")
+    assert (await ledger_stub.CancelAdjustment(cancel)).outcome == pb.OUTCOME_REVERSED
+    # The same cancel number for another target; then an execute's number as a cancel's.
+    for number in (cancel.request_unique_no, first.request_unique_no):
+        reuse = cancel_request(wallet, second.request_unique_no, "5.00", request_unique_no=number)
+        answer = await ledger_stub.CancelAdjustment(reuse)
+        assert answer.outcome in (pb.OUTCOME_REVERSED, pb.OUTCOME_ALREADY_REVERSED)
+    assert answer.replayed  # the second one found the derived key's record
+    assert await balance_of(ledger_stub, wallet) == "100.00"
+    record = await ledger_stub.GetRequest(
+        pb.GetRequestRequest(
+            account=wallet.key, request_unique_no="~cancel~" + second.request_unique_no
+        )
+    )
+    assert record.request.reverse_request_unique_no == second.request_unique_no
+    await assert_books_balance(db)
+
+
+async def test_an_execute_replayed_after_its_reversal_never_answers_success(
+    ledger_stub, open_wallet, db
+):
     wallet = await open_wallet(balance="100.00")
     execute = adjust_request(wallet, "10.00", OPEN)
-    await ledger_stub.Adjust(execute)
-    cancel = cancel_request(wallet, execute.request_unique_no, "10.00")
-    await ledger_stub.CancelAdjustment(cancel)
-    changed = cancel_request(
-        wallet, unique("other"), "10.00", request_unique_no=cancel.request_unique_no
-    )
-    answer = await ledger_stub.CancelAdjustment(changed)
-    assert (answer.outcome, answer.conflict_field) == (
-        pb.OUTCOME_CONFLICT,
-        "reverse_request_unique_no",
-    )
+    assert (await ledger_stub.Adjust(execute)).outcome == pb.OUTCOME_APPLIED
+    await ledger_stub.CancelAdjustment(cancel_request(wallet, execute.request_unique_no, "10.00"))
+    replay = await ledger_stub.Adjust(execute)
+    assert replay.outcome == pb.OUTCOME_ALREADY_CANCELLED
+    assert await balance_of(ledger_stub, wallet) == "100.00"
     await assert_books_balance(db)
 
 

@@ -23,6 +23,10 @@ from protos.ledger.v1 import ledger_pb2 as pb
         ("-3.25", 2, "-3.25"),
         ("007", 0, "7"),
         ("1" * 18 + ".12", 2, "1" * 18 + ".12"),
+        # Scale by value: trailing zeros do not count against amountDigits.
+        ("1.50", 1, "1.5"),
+        ("3.000", 0, "3"),
+        ("9" * 18 + "." + "9" * 18, 18, "9" * 18 + "." + "9" * 18),
     ],
 )
 def test_plain_decimals_parse_exactly(text, digits, expected):
@@ -43,7 +47,8 @@ def test_plain_decimals_parse_exactly(text, digits, expected):
         ("--1", 2, pb.OUTCOME_INVALID_AMOUNT),
         ("1" * 19, 2, pb.OUTCOME_INVALID_AMOUNT),
         ("1.234", 2, pb.OUTCOME_TOO_MANY_DIGITS),
-        ("1.20", 1, pb.OUTCOME_TOO_MANY_DIGITS),
+        ("1.21", 1, pb.OUTCOME_TOO_MANY_DIGITS),
+        ("1.00001", 4, pb.OUTCOME_TOO_MANY_DIGITS),
     ],
 )
 def test_everything_else_is_refused(text, digits, outcome):
@@ -62,7 +67,7 @@ def _reference_accepts(text: str, digits: int) -> bool:
     match = _SHAPE.fullmatch(text)
     if match is None:
         return False
-    integer, fraction = match.group(1), match.group(2) or ""
+    integer, fraction = match.group(1), (match.group(2) or "").rstrip("0")
     return len(integer.lstrip("0")) <= 18 and len(fraction) <= digits and Decimal(text).is_finite()
 
 
@@ -81,7 +86,7 @@ def test_parser_agrees_with_the_rule_and_with_decimal(text, digits):
         return
     assert _reference_accepts(text, digits)
     assert value == Decimal(text)
-    assert -value.as_tuple().exponent <= digits  # type: ignore[operator]
+    assert money.fraction_digits(value) <= digits
 
 
 @given(
@@ -130,3 +135,29 @@ def test_only_overtrading_may_overdraw():
     assert money.may_overdraw(pb.OPERATION_TYPE_ABNORMAL_OVERTRADING)
     assert not money.may_overdraw(pb.OPERATION_TYPE_OPEN_POSITION)
     assert money.format_amount(Decimal("-0.001"), 2) == "0.00"
+
+
+@pytest.mark.parametrize("digits", [0, 2, 18])
+def test_the_largest_amounts_and_balances_format_exactly(digits):
+    """Exact at every size: the stated maximum at every scale, never an
+    InvalidOperation from Python's default 28-digit context."""
+    largest_amount = Decimal("9" * 18 + ("." + "9" * digits if digits else ""))
+    # Computed in the ledger's context: Python's default one would round it.
+    largest_balance = money.CONTEXT.add(
+        money.CONTEXT.subtract(money.MAX_BALANCE, Decimal(1).scaleb(-digits)), largest_amount
+    )
+    for value in (largest_amount, largest_balance, largest_balance.copy_negate()):
+        text = money.format_amount(value, digits)
+        assert Decimal(text) == value
+        assert money.fraction_digits(value) <= digits
+    delta, _ = money.adjustment_delta(
+        pb.OPERATION_TYPE_OPEN_POSITION, largest_amount, OvertradingPolicy.DEDUCT
+    )
+    assert delta == largest_amount.copy_negate()
+
+
+@pytest.mark.parametrize(
+    ("text", "needed"), [("1.50", 1), ("3.00", 0), ("0.000", 0), ("100", 0), ("0.0012", 4)]
+)
+def test_fraction_digits_count_the_value_not_the_label(text, needed):
+    assert money.fraction_digits(Decimal(text)) == needed

@@ -1,0 +1,279 @@
+-- Every execute that can be identified is remembered, refused or not; every
+-- cancel settles unless its target cannot be identified (README, "Webhook
+-- rules"). So a request may now be recorded for a wallet that does not
+-- exist, with a currency the caller got wrong or did not send, and with an
+-- amount that is not a number.
+
+ALTER TABLE requests DROP CONSTRAINT requests_company_id_customer_currency_fkey;
+ALTER TABLE requests
+    -- The amount exactly as sent (requests.amount is NULL when it is not a
+    -- plain decimal).
+    ADD COLUMN amount_as_sent      text,
+    -- For a recorded refusal: the request field at fault.
+    ADD COLUMN refused_field       text,
+    -- TradeBoss's `timestamp` header when it parsed.
+    ADD COLUMN header_timestamp_ms bigint,
+    -- What the ledger noted about the input: free text truncated to its
+    -- stored length, optional fields it could not use.
+    ADD COLUMN input_notes         text;
+
+-- Operators' changes to a wallet that are not money movements (a userName
+-- rebound), with who and why. Append-only like the journal.
+CREATE TABLE operator_actions (
+    action_id   bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    company_id  bigint      NOT NULL,
+    customer    text        NOT NULL,
+    currency    text        NOT NULL,
+    action      text        NOT NULL CHECK (action IN ('rebind_user_name')),
+    old_value   text,
+    new_value   text        NOT NULL,
+    reason      text        NOT NULL,
+    operator    text        NOT NULL,
+    trace_id    text        NOT NULL DEFAULT '',
+    created_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
+    FOREIGN KEY (company_id, customer, currency) REFERENCES accounts
+);
+
+CREATE TRIGGER operator_actions_append_only
+    BEFORE UPDATE OR DELETE OR TRUNCATE ON operator_actions
+    FOR EACH STATEMENT EXECUTE FUNCTION journal_is_append_only();
+
+DROP FUNCTION ledger_adjust(bigint, text, text, text, text, text, numeric, smallint, numeric,
+                            boolean, text, integer, bigint, bigint, text, text, text);
+DROP FUNCTION ledger_cancel(bigint, text, text, text, text, text, numeric, smallint, integer,
+                            bigint, bigint, text, text, text, text);
+
+-- TradeBoss's execute, called with named arguments. Python decides what it
+-- can without the wallet (p_refusal: the first problem with the input, in
+-- the order of the proto's Outcome enum; p_delta: the signed change). This
+-- function decides the rest, top to bottom:
+--   lock the wallet (if it exists) -> exactly once -> the recorded refusal
+--   -> wallet exists -> amount exact at the wallet's scale -> userName
+--   -> overdraft -> balance limit -> post -> record.
+-- Statuses: SEEN (the number is known: `seen`), or the outcome recorded.
+CREATE FUNCTION ledger_adjust(
+    p_company_id bigint, p_customer text, p_request_unique_no text, p_currency text,
+    p_user_name text, p_operation_type text, p_amount numeric, p_amount_as_sent text,
+    p_amount_digits integer, p_biz_type integer, p_order_id bigint,
+    p_request_time_ms bigint, p_client_ip text, p_metadata text,
+    p_header_timestamp_ms bigint, p_input_notes text,
+    p_refusal text, p_refused_field text,
+    p_delta numeric, p_may_overdraw boolean, p_overtrading_policy text,
+    p_balance_limit numeric, p_trace_id text,
+    OUT status text, OUT balance numeric, OUT digits smallint, OUT user_name text,
+    OUT refused_field text, OUT seen requests)
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_wallet_found boolean;
+    v_applied numeric := 0;
+BEGIN
+    -- Serializes every request on this wallet, and nothing else.
+    SELECT a.balance, a.digits, a.user_name INTO balance, digits, user_name FROM accounts a
+    WHERE a.company_id = p_company_id AND a.customer = p_customer AND a.currency = p_currency
+    FOR UPDATE;
+    v_wallet_found := FOUND;
+
+    -- Exactly once: a number already recorded gets its first answer again.
+    SELECT * INTO seen FROM requests r
+    WHERE r.company_id = p_company_id AND r.customer = p_customer
+      AND r.request_unique_no = p_request_unique_no;
+    IF FOUND THEN
+        status := 'SEEN';
+        RETURN;
+    END IF;
+
+    refused_field := p_refused_field;
+    IF p_refusal IS NOT NULL THEN
+        status := p_refusal;
+    ELSIF NOT v_wallet_found THEN
+        status := 'ACCOUNT_NOT_FOUND';
+        refused_field := 'currency';
+    ELSIF p_amount <> round(p_amount, digits) THEN
+        -- Scale by value: 3 with amountDigits 0 is 3.00 on a 2-digit wallet.
+        status := 'ACCOUNT_SCALE_MISMATCH';
+        refused_field := 'amount';
+    ELSIF user_name IS NOT NULL AND user_name <> p_user_name THEN
+        status := 'USER_NAME_MISMATCH';
+        refused_field := 'user_name';
+    ELSIF p_delta < 0 AND balance + p_delta < 0 AND NOT p_may_overdraw THEN
+        -- No overdraft: a debit may not go below zero, unless it is an
+        -- ABNORMAL_OVERTRADING. Credits never need the check.
+        status := 'INSUFFICIENT_BALANCE';
+    ELSIF abs(balance + p_delta) >= p_balance_limit THEN
+        status := 'BALANCE_LIMIT_EXCEEDED';
+        refused_field := 'amount';
+    ELSE
+        IF user_name IS NULL THEN
+            -- The first execute that passes binds the wallet's userName.
+            UPDATE accounts a SET user_name = p_user_name
+            WHERE a.company_id = p_company_id AND a.customer = p_customer
+              AND a.currency = p_currency;
+            user_name := p_user_name;
+        END IF;
+        balance := ledger_post_entry(p_company_id, p_customer, p_currency, p_delta,
+                                     'adjustment', p_request_unique_no, p_operation_type,
+                                     p_overtrading_policy, p_trace_id);
+        v_applied := p_delta;
+        status := 'APPLIED';
+    END IF;
+
+    -- The primary key makes the number count once, even across wallets of
+    -- one customer racing (the loser's whole statement rolls back).
+    INSERT INTO requests (company_id, customer, request_unique_no, kind, currency, outcome,
+                          user_name, operation_type, amount, amount_as_sent, amount_digits,
+                          biz_type, order_id, request_time_ms, client_ip, metadata,
+                          header_timestamp_ms, input_notes, refused_field, applied_amount,
+                          balance_after, overtrading_policy, trace_id)
+    VALUES (p_company_id, p_customer, p_request_unique_no, 'adjustment', p_currency, status,
+            p_user_name, p_operation_type, p_amount, p_amount_as_sent, p_amount_digits,
+            p_biz_type, p_order_id, p_request_time_ms, p_client_ip, p_metadata,
+            p_header_timestamp_ms, p_input_notes, refused_field, v_applied,
+            CASE WHEN v_wallet_found THEN balance END,
+            CASE WHEN status = 'APPLIED' THEN p_overtrading_policy END, p_trace_id);
+END
+$$;
+
+-- TradeBoss's cancel, called with named arguments. p_currency and
+-- p_user_name are NULL when the cancel did not send them; p_request_unique_no
+-- is NULL when its own number is unusable. Statuses: TARGET_NOT_ADJUSTMENT,
+-- TARGET_CURRENCY_MISMATCH, TARGET_USER_NAME_MISMATCH (nothing written),
+-- SEEN (this cancel was recorded before: `seen`), and the recorded answers
+-- NEVER_RECEIVED (with tombstone_written), NOT_APPLIED, ALREADY_REVERSED,
+-- REVERSED. `record_key` is the number the cancel is recorded under.
+CREATE FUNCTION ledger_cancel(
+    p_company_id bigint, p_customer text, p_request_unique_no text,
+    p_reverse_request_unique_no text, p_currency text, p_user_name text,
+    p_amount numeric, p_amount_as_sent text, p_amount_digits integer, p_biz_type integer,
+    p_order_id bigint, p_request_time_ms bigint, p_client_ip text, p_metadata text,
+    p_cancel_remark text, p_header_timestamp_ms bigint, p_input_notes text, p_trace_id text,
+    OUT status text, OUT balance numeric, OUT digits smallint, OUT user_name text,
+    OUT seen requests, OUT reversed_amount numeric, OUT target_amount numeric,
+    OUT tombstone_written boolean, OUT record_key text)
+LANGUAGE plpgsql AS $$
+DECLARE
+    -- Where a cancel is recorded when its own number cannot be used.
+    v_derived_key text := '~cancel~' || p_reverse_request_unique_no;
+    v_currency text := p_currency;
+    v_target requests;
+BEGIN
+    reversed_amount := 0;
+    tombstone_written := false;
+    IF v_currency IS NULL THEN
+        -- No currency sent: the wallet of the execute it names (a request's
+        -- currency never changes, so reading it before the lock is safe).
+        SELECT r.currency INTO v_currency FROM requests r
+        WHERE r.company_id = p_company_id AND r.customer = p_customer
+          AND r.request_unique_no = p_reverse_request_unique_no;
+    END IF;
+    -- The same wallet lock as ledger_adjust: an execute and its cancel never
+    -- interleave.
+    SELECT a.balance, a.digits, a.user_name INTO balance, digits, user_name FROM accounts a
+    WHERE a.company_id = p_company_id AND a.customer = p_customer AND a.currency = v_currency
+    FOR UPDATE;
+
+    -- Exactly once for the cancel itself: its own number, naming the same
+    -- execute, is a repeat. A number that is unusable or already belongs to
+    -- another request must not strand the reversal: the cancel is recorded
+    -- under the key derived from its target instead.
+    record_key := coalesce(p_request_unique_no, v_derived_key);
+    SELECT * INTO seen FROM requests r
+    WHERE r.company_id = p_company_id AND r.customer = p_customer
+      AND r.request_unique_no = record_key;
+    IF FOUND AND NOT (seen.kind = 'cancel'
+                      AND seen.reverse_request_unique_no = p_reverse_request_unique_no) THEN
+        record_key := v_derived_key;
+        SELECT * INTO seen FROM requests r
+        WHERE r.company_id = p_company_id AND r.customer = p_customer
+          AND r.request_unique_no = record_key;
+    END IF;
+    IF FOUND THEN
+        status := 'SEEN';
+        RETURN;
+    END IF;
+
+    SELECT * INTO v_target FROM requests r
+    WHERE r.company_id = p_company_id AND r.customer = p_customer
+      AND r.request_unique_no = p_reverse_request_unique_no
+    FOR UPDATE;
+
+    IF NOT FOUND THEN
+        -- Never received: a tombstone under the execute's own number (same
+        -- primary key, so the two can never both be written) refuses it if
+        -- it arrives late.
+        INSERT INTO requests (company_id, customer, request_unique_no, kind, currency, outcome,
+                              user_name, amount, amount_as_sent, amount_digits,
+                              reverse_request_unique_no, trace_id)
+        VALUES (p_company_id, p_customer, p_reverse_request_unique_no, 'tombstone',
+                coalesce(p_currency, ''), 'ALREADY_CANCELLED', coalesce(p_user_name, ''),
+                p_amount, p_amount_as_sent, p_amount_digits, record_key, p_trace_id);
+        tombstone_written := true;
+        status := 'NEVER_RECEIVED';
+    ELSIF v_target.kind NOT IN ('adjustment', 'tombstone') THEN
+        status := 'TARGET_NOT_ADJUSTMENT';
+        RETURN;
+    ELSIF p_currency IS NOT NULL AND v_target.currency <> '' AND v_target.currency <> p_currency THEN
+        status := 'TARGET_CURRENCY_MISMATCH';
+        RETURN;
+    ELSIF p_user_name IS NOT NULL AND v_target.user_name <> ''
+          AND v_target.user_name <> p_user_name THEN
+        status := 'TARGET_USER_NAME_MISMATCH';
+        RETURN;
+    ELSIF v_target.kind = 'tombstone' THEN
+        status := 'NEVER_RECEIVED';  -- another cancel gave it up already
+    ELSIF v_target.outcome <> 'APPLIED' THEN
+        status := 'NOT_APPLIED';
+    ELSIF v_target.reversed_by IS NOT NULL THEN
+        status := 'ALREADY_REVERSED';
+    ELSE
+        -- Reverse exactly what was applied, once: the conditional update
+        -- refuses a second reversal.
+        UPDATE requests SET reversed_by = record_key, reversed_at = clock_timestamp()
+        WHERE company_id = p_company_id AND customer = p_customer
+          AND request_unique_no = p_reverse_request_unique_no AND reversed_by IS NULL;
+        reversed_amount := -v_target.applied_amount;
+        target_amount := v_target.amount;
+        balance := ledger_post_entry(p_company_id, p_customer, v_target.currency,
+                                     reversed_amount, 'reversal', record_key,
+                                     v_target.operation_type, v_target.overtrading_policy,
+                                     p_trace_id);
+        status := 'REVERSED';
+    END IF;
+
+    INSERT INTO requests (company_id, customer, request_unique_no, kind, currency, outcome,
+                          user_name, amount, amount_as_sent, amount_digits, biz_type, order_id,
+                          request_time_ms, client_ip, metadata, note, header_timestamp_ms,
+                          input_notes, reverse_request_unique_no, applied_amount,
+                          balance_after, trace_id)
+    VALUES (p_company_id, p_customer, record_key, 'cancel',
+            coalesce(p_currency, v_target.currency, ''), status, coalesce(p_user_name, ''),
+            p_amount, p_amount_as_sent, p_amount_digits, p_biz_type, p_order_id,
+            p_request_time_ms, p_client_ip, p_metadata, p_cancel_remark, p_header_timestamp_ms,
+            p_input_notes, p_reverse_request_unique_no, reversed_amount, balance, p_trace_id);
+END
+$$;
+
+-- Operator action: bind the wallet to another userName, with who and why.
+-- Statuses: ACCOUNT_NOT_FOUND (nothing written), REBOUND.
+CREATE FUNCTION ledger_rebind_user_name(
+    p_company_id bigint, p_customer text, p_currency text, p_user_name text, p_reason text,
+    p_operator text, p_trace_id text,
+    OUT status text, OUT balance numeric, OUT digits smallint, OUT previous_user_name text)
+LANGUAGE plpgsql AS $$
+BEGIN
+    SELECT a.balance, a.digits, a.user_name INTO balance, digits, previous_user_name
+    FROM accounts a
+    WHERE a.company_id = p_company_id AND a.customer = p_customer AND a.currency = p_currency
+    FOR UPDATE;
+    IF NOT FOUND THEN
+        status := 'ACCOUNT_NOT_FOUND';
+        RETURN;
+    END IF;
+    UPDATE accounts a SET user_name = p_user_name
+    WHERE a.company_id = p_company_id AND a.customer = p_customer AND a.currency = p_currency;
+    INSERT INTO operator_actions (company_id, customer, currency, action, old_value, new_value,
+                                  reason, operator, trace_id)
+    VALUES (p_company_id, p_customer, p_currency, 'rebind_user_name', previous_user_name,
+            p_user_name, p_reason, p_operator, p_trace_id);
+    status := 'REBOUND';
+END
+$$;
