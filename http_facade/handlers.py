@@ -199,15 +199,16 @@ async def execute(call: Call) -> Result:
 @webhook("cancel-external-system-credit-limit-adjustment")
 async def cancel(call: Call) -> Result:
     """Every field but the target's identity is only recorded: a cancel is
-    never refused for a field the reversal does not use."""
+    never refused for a field the reversal does not use (so shape.error,
+    which only the identity fields can set, is left to the ledger to judge)."""
     shape = Shape(call.body)
     request = pb.CancelAdjustmentRequest(
         account=pb.AccountKey(
             company_id=call.headers.company_id,
-            customer=shape.free_text("thirdServerCode"),
+            customer=shape.text("thirdServerCode", "customer"),
             currency=shape.free_text("currency"),
         ),
-        reverse_request_unique_no=shape.free_text("reverseRequestUniqueNo"),
+        reverse_request_unique_no=shape.text("reverseRequestUniqueNo", "reverse_request_unique_no"),
         request_unique_no=shape.free_text("requestUniqueNo"),
         user_name=shape.free_text("userName"),
         amount=shape.free_text("amount"),

@@ -124,7 +124,10 @@ async def test_wallet_mismatches(tradeboss, open_wallet):
     await tradeboss.query(wallet)  # binds the userName
     other_user = await tradeboss.query(wallet, userName="someone-else")
     assert other_user["code"] == "LW_3002"
+    # Scale by value: 1.000 is 1.00 on this 2-digit wallet; 1.005 is not.
     execute = tradeboss.execute_body(wallet, "1.000", amountDigits=3)
+    assert (await tradeboss.post(EXECUTE, execute))["code"] == "0"
+    execute = tradeboss.execute_body(wallet, "1.005", amountDigits=3)
     assert (await tradeboss.post(EXECUTE, execute))["code"] == "LW_3003"
 
 

@@ -33,6 +33,34 @@ from .tradeboss import CANCEL, EXECUTE, QUERY, check_envelope
 SOAK = os.environ.get("LEDGER_SOAK") == "1"
 AMOUNTS = st.sampled_from(["0.01", "0.50", "1.00", "2.25", "5.00", "10.00", "40.00"])
 OPERATIONS = st.sampled_from(["OPEN_POSITION", "NORMAL_CLOSE", "ABNORMAL_OVERTRADING"])
+# Identified executes refused for their content: (change to the body, code).
+# Each is recorded: a repeat gets the code again, a cancel US_0000001.
+BAD_EXECUTES = st.sampled_from(
+    [
+        ({"amount": "1.001"}, "LW_1005"),
+        ({"amount": "ten"}, "LW_1003"),
+        ({"bizType": 1.5}, "LW_1002"),
+        ({"currency": "XYZ"}, "LW_3001"),
+        ({"userName": "not-the-owner"}, "LW_3002"),
+        ({"amount": "1.00001", "amountDigits": 5}, "LW_3003"),
+    ]
+)
+# Lawful variants of an execute (TradeBoss may send them): nothing is lost.
+EXECUTE_VARIANTS = st.sampled_from(
+    [{}, {"bizType": "1"}, {"amountDigits": "2"}, {"ip": ""}, {"metadata": {"k": [1]}}]
+)
+# Fields of a cancel the reversal does not use: it settles whatever they are.
+CANCEL_VARIANTS = st.sampled_from(
+    [
+        {},
+        {"amount": "-3.0000"},
+        {"cancelRemark": None},
+        {"amountDigits": "x"},
+        {"requestUniqueNo": None},
+        {"currency": None, "userName": None},
+        {"ip": "", "metadata": {"retry": 2}},
+    ]
+)
 
 
 @dataclass
@@ -116,11 +144,22 @@ class TradeBossModel(RuleBasedStateMachine):
         assert answer.outcome == pb.OUTCOME_APPLIED
         self.balances[index] += Decimal(amount)
 
-    @rule(index=st.integers(0, 1), operation=OPERATIONS, amount=AMOUNTS)
-    def execute(self, index: int, operation: str, amount: str) -> None:
-        self._execute(index, operation, amount, f"exe-{uuid.uuid4().hex}")
+    @rule(index=st.integers(0, 1), operation=OPERATIONS, amount=AMOUNTS, variant=EXECUTE_VARIANTS)
+    def execute(self, index: int, operation: str, amount: str, variant: dict[str, Any]) -> None:
+        self._execute(index, operation, amount, f"exe-{uuid.uuid4().hex}", variant)
 
-    def _execute(self, index: int, operation: str, amount: str, number: str) -> None:
+    @rule(index=st.integers(0, 1), bad=BAD_EXECUTES)
+    def bad_execute(self, index: int, bad: tuple[dict[str, Any], str]) -> None:
+        change, code = bad
+        number = f"bad-{uuid.uuid4().hex}"
+        body = {**self._execute_body(index, "OPEN_POSITION", "1.00", number), **change}
+        answer = self._post(EXECUTE, body)
+        assert answer["code"] == code, answer
+        self.executes[number] = Execute(index, body, code, Decimal(0))
+
+    def _execute(
+        self, index: int, operation: str, amount: str, number: str, variant: dict[str, Any]
+    ) -> None:
         if operation == "ABNORMAL_OVERTRADING":
             amount = "-" + amount
         signed = Decimal(amount)
@@ -131,7 +170,7 @@ class TradeBossModel(RuleBasedStateMachine):
         else:
             code = "0"
             delta = -signed if operation == "OPEN_POSITION" else signed
-        body = self._execute_body(index, operation, amount, number)
+        body = {**self._execute_body(index, operation, amount, number), **variant}
         answer = self._post(EXECUTE, body)
         assert answer["code"] == code, (answer, self.balances[index])
         self.balances[index] += delta
@@ -143,7 +182,8 @@ class TradeBossModel(RuleBasedStateMachine):
         number = data.draw(st.sampled_from(list(self.executes)))
         first = self.executes[number]
         answer = self._post(EXECUTE, {**first.body, "requestTime": first.body["requestTime"] + 1})
-        assert answer["code"] == first.code
+        # A cancelled number never answers success again.
+        assert answer["code"] == ("LW_4003" if first.reversed else first.code)
 
     @precondition(lambda self: self.executes)
     @rule(data=st.data())
@@ -152,13 +192,13 @@ class TradeBossModel(RuleBasedStateMachine):
         first = self.executes[number]
         changed = {**first.body, "orderId": first.body["orderId"] + 1}
         answer = self._post(EXECUTE, changed)
-        if self.tombstones.get(number) == first.wallet:
+        if self.tombstones.get(number) == first.wallet or first.reversed:
             assert answer["code"] == "LW_4003"
         else:
             assert (answer["code"], answer["msgParams"]) == ("LW_4002", "orderId")
 
-    @rule(data=st.data())
-    def cancel(self, data: st.DataObject) -> None:
+    @rule(data=st.data(), variant=CANCEL_VARIANTS)
+    def cancel(self, data: st.DataObject, variant: dict[str, Any]) -> None:
         known = list(self.executes) + list(self.tombstones)
         target = data.draw(
             st.sampled_from(known)
@@ -184,33 +224,48 @@ class TradeBossModel(RuleBasedStateMachine):
                 self.balances[index] -= execute.delta
         else:
             code = "US_0000001"
+        # TradeBoss's cancel names the execute's own account fields.
+        names = {"thirdServerCode", "userName", "currency"}
+        account = (
+            {name: execute.body[name] for name in names}
+            if execute is not None
+            else self._wallet_fields(index)
+        )
+        number = f"cxl-{uuid.uuid4().hex}"
         body = {
-            **self._wallet_fields(index),
+            **account,
             "bizType": 1,
             "amount": "1.00",
             "amountDigits": 2,
-            "requestUniqueNo": f"cxl-{uuid.uuid4().hex}",
+            "requestUniqueNo": number,
             "reverseRequestUniqueNo": target,
             "requestTime": int(time.time() * 1000),
             "ip": "203.0.113.1",
             "cancelRemark": "model",
         }
+        for name, value in variant.items():
+            if value is None:
+                body.pop(name)
+            else:
+                body[name] = value
         answer = self._post(CANCEL, body)
         assert answer["code"] == code, answer
-        self.cancels[body["requestUniqueNo"]] = (body, code)
+        self.cancels[number] = (body, code)
 
     @precondition(lambda self: self.cancels)
     @rule(data=st.data())
     def repeat_cancel(self, data: st.DataObject) -> None:
         number = data.draw(st.sampled_from(list(self.cancels)))
         body, code = self.cancels[number]
+        # A repeat (or, without its own number, another cancel of the same
+        # execute) settles the same way.
         assert self._post(CANCEL, body)["code"] == code
 
     @precondition(lambda self: [n for n in self.tombstones if n not in self.executes])
     @rule(data=st.data(), operation=OPERATIONS, amount=AMOUNTS)
     def late_execute(self, data: st.DataObject, operation: str, amount: str) -> None:
         number = data.draw(st.sampled_from([n for n in self.tombstones if n not in self.executes]))
-        self._execute(self.tombstones[number], operation, amount, number)
+        self._execute(self.tombstones[number], operation, amount, number, {})
 
     @rule(index=st.integers(0, 1))
     def query(self, index: int) -> None:
