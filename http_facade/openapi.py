@@ -10,9 +10,24 @@ from . import codes
 _AMOUNT = {
     "type": "string",
     "pattern": r"^-?[0-9]{1,18}(\.[0-9]{1,18})?$",
-    "description": "Plain decimal string; no exponent, no plus sign. At most amountDigits "
-    "fractional digits.",
+    "description": "Plain decimal string; no exponent, no plus sign. Its value, trailing "
+    "zeros dropped, has at most amountDigits fractional digits and is exact at the "
+    "wallet's scale. A cancel's amount is only recorded.",
 }
+
+
+def _integer(description: str, minimum: int | None = None, fmt: str = "int64") -> dict[str, Any]:
+    """A JSON integer, or a string of ASCII digits (Java gateways write longs so)."""
+    number: dict[str, Any] = {"type": "integer", "format": fmt}
+    if minimum is not None:
+        number["minimum"] = minimum
+    return {
+        "oneOf": [number, {"type": "string", "pattern": "^[0-9]{1,19}$"}],
+        "description": description,
+    }
+
+
+_FREE_TEXT = {"type": "string", "description": "Any text, kept as sent (cut past 64/200)."}
 _COMMON_FIELDS: dict[str, Any] = {
     "thirdServerCode": {
         "type": "string",
@@ -29,38 +44,32 @@ _COMMON_FIELDS: dict[str, Any] = {
     "currency": {"type": "string", "minLength": 1, "maxLength": 16},
 }
 _MONEY_FIELDS: dict[str, Any] = {
-    "bizType": {
-        "type": "integer",
-        "format": "int32",
-        "description": "1, 2, 10, 11, 12 as documented; other integers are recorded.",
-    },
+    "bizType": _integer(
+        "1, 2, 10, 11, 12 as documented; other integers are recorded.", None, "int32"
+    ),
     "amount": _AMOUNT,
-    "amountDigits": {
-        "type": "integer",
-        "minimum": 0,
-        "maximum": 18,
-        "description": "Must equal the account's currency scale.",
-    },
-    "orderId": {"type": "integer", "format": "int64", "minimum": 0},
+    "amountDigits": _integer(
+        "0..18: the most fractional digits the amount's value may need; a difference "
+        "from the wallet's scale is counted and logged.",
+        0,
+        "int32",
+    ),
+    "orderId": _integer("Order id.", 0),
     "requestUniqueNo": {
         "type": "string",
         "minLength": 1,
         "maxLength": 48,
         "description": "Idempotency key.",
     },
-    "requestTime": {
-        "type": "integer",
-        "format": "int64",
-        "minimum": 1000000000000,
-        "maximum": 9999999999999,
-        "description": "13-digit epoch milliseconds.",
+    "requestTime": _integer("Epoch milliseconds; recorded, never refused.", 0),
+    "ip": _FREE_TEXT,
+    "metadata": {
+        "description": "Optional: JSON text, or any JSON value (kept as its compact JSON text)."
     },
-    "ip": {"type": "string", "minLength": 1, "maxLength": 64},
-    "metadata": {"type": "string", "maxLength": 200, "description": "Optional JSON text."},
 }
 
 
-def _headers(timestamp_required: bool) -> list[dict[str, Any]]:
+def _headers() -> list[dict[str, Any]]:
     return [
         {
             "name": "trace",
@@ -79,9 +88,9 @@ def _headers(timestamp_required: bool) -> list[dict[str, Any]]:
         {
             "name": "timestamp",
             "in": "header",
-            "required": timestamp_required,
-            "schema": {"type": "string", "pattern": "^[0-9]{13}$"},
-            "description": "13-digit epoch milliseconds.",
+            "required": False,
+            "schema": {"type": "string"},
+            "description": "Epoch milliseconds; recorded when it parses, never refused.",
         },
     ]
 
@@ -130,12 +139,11 @@ def _operation(
     fields: dict[str, Any],
     required: list[str],
     data: dict[str, Any],
-    timestamp_required: bool,
 ) -> dict[str, Any]:
     return {
         "post": {
             "summary": summary,
-            "parameters": _headers(timestamp_required),
+            "parameters": _headers(),
             "requestBody": {
                 "required": True,
                 "content": {
@@ -172,7 +180,7 @@ def document(prefix: str = "") -> dict[str, Any]:
         **_COMMON_FIELDS,
         **_MONEY_FIELDS,
         "reverseRequestUniqueNo": {"type": "string", "minLength": 1, "maxLength": 48},
-        "cancelRemark": {"type": "string", "minLength": 1, "maxLength": 200},
+        "cancelRemark": _FREE_TEXT,
     }
     money_required = [
         "thirdServerCode",
@@ -182,8 +190,6 @@ def document(prefix: str = "") -> dict[str, Any]:
         "amount",
         "amountDigits",
         "requestUniqueNo",
-        "requestTime",
-        "ip",
     ]
     return {
         "openapi": "3.0.3",
@@ -200,21 +206,19 @@ def document(prefix: str = "") -> dict[str, Any]:
                 _COMMON_FIELDS,
                 ["thirdServerCode", "userName", "currency"],
                 _BALANCE_DATA,
-                True,
             ),
             f"{prefix}/external-system-credit-limit-adjustment": _operation(
                 "Execute adjustment",
                 execute_fields,
                 [*money_required, "operationType", "orderId"],
                 _EMPTY_DATA,
-                True,
             ),
             f"{prefix}/cancel-external-system-credit-limit-adjustment": _operation(
                 "Cancel adjustment",
                 cancel_fields,
-                [*money_required, "reverseRequestUniqueNo", "cancelRemark"],
+                # Only the target's identity can refuse a cancel.
+                ["thirdServerCode", "reverseRequestUniqueNo"],
                 _EMPTY_DATA,
-                False,
             ),
         },
     }

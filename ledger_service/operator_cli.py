@@ -90,6 +90,20 @@ async def balance(stub: Any, flags: argparse.Namespace) -> str:
     return _show_balance(answer.balance)
 
 
+async def rebind_user_name(stub: Any, flags: argparse.Namespace) -> str:
+    answer = await stub.RebindUserName(
+        pb.RebindUserNameRequest(
+            account=_account(flags),
+            user_name=flags.user_name,
+            reason=flags.reason,
+            operator=flags.operator,
+        ),
+        timeout=flags.timeout,
+    )
+    before = answer.previous_user_name or "(none)"
+    return f"userName {before} -> {answer.balance.user_name}: {_show_balance(answer.balance)}"
+
+
 async def statement(stub: Any, flags: argparse.Namespace) -> str:
     answer = await stub.ListJournalEntries(
         pb.ListJournalEntriesRequest(
@@ -139,12 +153,14 @@ async def request(stub: Any, flags: argparse.Namespace) -> str:
             if record.operation_type
             else "",
         ),
-        ("amount", record.amount),
+        ("amount", record.amount or record.amount_as_sent),
+        ("refused field", record.refused_field),
         ("applied", record.applied_amount),
         ("balance after", record.balance_after),
         ("reverses", record.reverse_request_unique_no),
         ("reversed by", record.reversed_by),
         ("trace", record.trace_id),
+        ("input notes", record.input_notes),
         ("created", record.created_at.ToJsonString()),
     ]
     if record.HasField("reversed_at"):
@@ -277,6 +293,16 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--key", default=None, help="idempotency key (default: a new random one)")
         sub.add_argument("--note", help="free text kept with the request")
     command("balance", balance, "show a wallet's balance")
+    rebound = command(
+        "rebind-user-name", rebind_user_name, "bind the wallet to another TradeBoss userName"
+    )
+    rebound.add_argument("--user-name", required=True, help="the new userName")
+    rebound.add_argument("--reason", required=True, help="why (kept in the operator actions log)")
+    rebound.add_argument(
+        "--operator",
+        default=os.environ.get("USER", "operator"),
+        help="who (default: $USER); kept in the operator actions log",
+    )
     listed = command("statement", statement, "show a wallet's journal, newest first")
     listed.add_argument("--limit", type=int, default=50)
     listed.add_argument("--before", help="continue below this entry number")

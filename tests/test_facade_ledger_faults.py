@@ -4,7 +4,8 @@ and its cancels leave the books right."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import json
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
@@ -140,4 +141,42 @@ async def test_slow_ledger_that_did_not_commit_gets_a_tombstone(
     finally:
         hurried.terminate()
     assert await balance_of(ledger_stub, wallet) == "100.00"
+    await assert_books_balance(db)
+
+
+async def test_one_budget_per_webhook_from_its_arrival(
+    facade_factory, ledger_server, ledger_stub, open_wallet, db
+):
+    """Rule 7: TradeBoss's 3 s run from the request's arrival. A body that took
+    2 s to arrive leaves the ledger call about 0.8 s, not the 2.5 s that
+    FACADE_LEDGER_DEADLINE allows one call: a ledger answering after 1.5 s is
+    answered LW_5002 in time, where one call's own deadline would have waited."""
+    wallet = await open_wallet(balance="100.00")
+    async with SlowProxy(ledger_server.target, delay=1.5) as proxy:
+        slow: FacadeProcess = facade_factory(ledger_target=proxy.target, ledger_deadline="2.5")
+        slow.start()
+        await slow.wait_ready()
+        try:
+            async with httpx.AsyncClient() as client:
+                tradeboss = TradeBoss(slow.url, client)
+                body = tradeboss.execute_body(wallet, "5.00")
+                encoded = json.dumps(body).encode()
+
+                async def trickle() -> AsyncIterator[bytes]:
+                    yield encoded[:10]
+                    await asyncio.sleep(2.0)
+                    yield encoded[10:]
+
+                answer = await client.post(
+                    slow.url + EXECUTE,
+                    content=trickle(),
+                    headers={**tradeboss.headers(), "content-length": str(len(encoded))},
+                    timeout=10,
+                )
+                assert answer.json()["code"] == "LW_5002"
+                # The same call with its body at once has the whole budget and succeeds.
+                quick = tradeboss.execute_body(wallet, "5.00")
+                assert (await tradeboss.post(EXECUTE, quick))["code"] == "0"
+        finally:
+            slow.terminate()
     await assert_books_balance(db)

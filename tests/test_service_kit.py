@@ -9,6 +9,7 @@ import subprocess
 import sys
 import urllib.request
 
+import asyncpg
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -214,3 +215,63 @@ async def _until_refused(ledger: LedgerProcess, within: float = 10.0) -> None:
                 if error.code() != grpc.StatusCode.NOT_FOUND:
                     raise
             await asyncio.sleep(0.05)
+
+
+async def test_operator_rebinds_a_user_name_with_who_and_why(
+    ledger_server, ledger_stub, open_wallet, db
+):
+    """Rule 8 of the webhook rules: the CLI rebinds a wallet's userName; the
+    operator actions log keeps who, why and the name before, and cannot be edited."""
+    wallet = await open_wallet(balance="5.00")
+    await ledger_stub.GetBalance(
+        pb.GetBalanceRequest(account=wallet.key, user_name=wallet.user_name)
+    )
+    account = ["--company-id", "1", "--customer", wallet.customer, "--currency", "USD"]
+    done = await asyncio.to_thread(
+        _cli,
+        ledger_server.target,
+        "rebind-user-name",
+        *account,
+        "--user-name",
+        "renamed-user",
+        "--reason",
+        "TradeBoss re-registered the user (ticket 42)",
+        "--operator",
+        "alice",
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"userName {wallet.user_name} -> renamed-user" in done.stdout
+    shown = await asyncio.to_thread(_cli, ledger_server.target, "balance", *account)
+    assert "renamed-user" in shown.stdout
+    async with db.acquire() as connection:
+        action = await connection.fetchrow(
+            "SELECT old_value, new_value, reason, operator FROM operator_actions"
+            " WHERE customer = $1",
+            wallet.customer,
+        )
+        assert dict(action) == {
+            "old_value": wallet.user_name,
+            "new_value": "renamed-user",
+            "reason": "TradeBoss re-registered the user (ticket 42)",
+            "operator": "alice",
+        }
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await connection.execute(
+                "DELETE FROM operator_actions WHERE customer = $1", wallet.customer
+            )
+    missing = await asyncio.to_thread(
+        _cli,
+        ledger_server.target,
+        "rebind-user-name",
+        "--company-id",
+        "1",
+        "--customer",
+        "nobody",
+        "--currency",
+        "USD",
+        "--user-name",
+        "x",
+        "--reason",
+        "y",
+    )
+    assert missing.returncode == 1 and "ACCOUNT_NOT_FOUND" in missing.stderr
