@@ -7,12 +7,12 @@ from decimal import Decimal
 
 import asyncpg
 
-from protos.ledger.v1 import ledger_pb2 as pb
-
 from . import validation
 from .database import fetch_one, run_transaction
 from .errors import LedgerError
 from .model import AccountKey, Balance
+from .outcomes import Outcome
+from .statuses import MovementStatus
 
 _INSERT = """
 INSERT INTO accounts (company_id, customer, currency, digits, user_name)
@@ -79,7 +79,7 @@ def _to_account(key: AccountKey, row: asyncpg.Record | None) -> AccountRow:
 
 def account_not_found(key: AccountKey) -> LedgerError:
     return LedgerError(
-        pb.OUTCOME_ACCOUNT_NOT_FOUND,
+        Outcome.ACCOUNT_NOT_FOUND,
         f"no wallet for company {key.company_id}, customer {key.customer!r}, "
         f"currency {key.currency!r}",
         "customer",
@@ -88,25 +88,8 @@ def account_not_found(key: AccountKey) -> LedgerError:
 
 def user_name_mismatch() -> LedgerError:
     return LedgerError(
-        pb.OUTCOME_USER_NAME_MISMATCH, "the wallet belongs to another userName", "user_name"
+        Outcome.USER_NAME_MISMATCH, "the wallet belongs to another userName", "user_name"
     )
-
-
-def raise_wallet_refusal(
-    status: str, key: AccountKey, amount_digits: int | None, digits: int | None
-) -> None:
-    """Raise the error that the wallet check of a money movement
-    (ledger_lock_wallet) reported, if any."""
-    if status == "ACCOUNT_NOT_FOUND":
-        raise account_not_found(key)
-    if status == "ACCOUNT_SCALE_MISMATCH":
-        raise LedgerError(
-            pb.OUTCOME_ACCOUNT_SCALE_MISMATCH,
-            f"amount_digits is {amount_digits} but the {key.currency} wallet has {digits}",
-            "amount_digits",
-        )
-    if status == "USER_NAME_MISMATCH":
-        raise user_name_mismatch()
 
 
 async def check_user_name(
@@ -135,7 +118,7 @@ async def open_account(
             account = await lock(connection, key)
             if account.digits != digits:
                 raise LedgerError(
-                    pb.OUTCOME_ACCOUNT_SCALE_MISMATCH,
+                    Outcome.ACCOUNT_SCALE_MISMATCH,
                     f"the wallet exists with {account.digits} digits, not {digits}",
                     "digits",
                 )
@@ -191,6 +174,6 @@ async def rebind_user_name(
         )
 
     row = await run_transaction(pool, transaction, deadline)
-    if row["status"] == "ACCOUNT_NOT_FOUND":
+    if MovementStatus(row["status"]) is MovementStatus.ACCOUNT_NOT_FOUND:
         raise account_not_found(key)
     return Balance(key, row["balance"], row["digits"], user_name), row["previous_user_name"] or ""

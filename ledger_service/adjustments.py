@@ -3,9 +3,10 @@
 Python identifies the request and decides what it can without the wallet
 (intake.py, money.py); the transaction itself is one call of a server-side
 function, `ledger_adjust` or `ledger_cancel`
-(migrations/0006_every_request_remembered.sql), which locks the wallet, looks
-up the request number, refuses an overdraft, posts the journal entry and
-records the request with its outcome: one round trip, whole or not at all.
+(functions/20_trading.sql), which locks the wallet, looks up the request
+number, refuses an overdraft, posts the transfer between the wallet and the
+company's clearing account and records the request with its outcome: one
+round trip, whole or not at all.
 """
 
 from __future__ import annotations
@@ -15,14 +16,14 @@ from decimal import Decimal
 
 import asyncpg
 
-from protos.ledger.v1 import ledger_pb2 as pb
-
 from . import intake, metrics, money, validation
 from .database import fetch_one, run_transaction
 from .errors import LedgerError
 from .model import AccountKey, AdjustCommand, AdjustResult, Balance, CancelCommand, CancelResult
 from .money import OvertradingPolicy
+from .outcomes import OperationType, Outcome
 from .request_records import RequestRecord, first_difference
+from .statuses import MovementStatus
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +46,15 @@ _CANCEL = """SELECT * FROM ledger_cancel(
 
 # Messages for the refusals the wallet decides (the others carry their own).
 _WALLET_REFUSALS = {
-    "ACCOUNT_NOT_FOUND": "no wallet for this company, customer and currency",
-    "ACCOUNT_SCALE_MISMATCH": "the amount is not exact at the wallet's currency scale",
-    "USER_NAME_MISMATCH": "the wallet belongs to another userName",
-    "BALANCE_LIMIT_EXCEEDED": "the balance would reach the stated maximum (10^19)",
+    MovementStatus.ACCOUNT_NOT_FOUND: "no wallet for this company, customer and currency",
+    MovementStatus.ACCOUNT_SCALE_MISMATCH: "the amount is not exact at the wallet's currency scale",
+    MovementStatus.USER_NAME_MISMATCH: "the wallet belongs to another userName",
+    MovementStatus.BALANCE_LIMIT_EXCEEDED: "the balance would reach the stated maximum (10^19)",
+}
+_TARGET_FIELDS = {
+    MovementStatus.TARGET_CURRENCY_MISMATCH: "currency",
+    MovementStatus.TARGET_USER_NAME_MISMATCH: "user_name",
+    MovementStatus.TARGET_NOT_ADJUSTMENT: "reverse_request_unique_no",
 }
 
 
@@ -72,15 +78,12 @@ async def adjust(
     intake.identify(key, command.request_unique_no, "request_unique_no")
     refusal = intake.adjustment_refusal(command)
     amount = intake.plain_decimal_or_none(command.amount)
-    operation = (
-        pb.OperationType.Name(command.operation_type).removeprefix("OPERATION_TYPE_")
-        if command.operation_type in pb.OperationType.values() and command.operation_type
-        else None
-    )
+    operation_type = _known_operation(command.operation_type)
+    operation = operation_type.name if operation_type else None
     delta, applied_policy = Decimal(0), None
     if refusal is None:
-        assert amount is not None  # adjustment_refusal parsed it
-        delta, applied_policy = money.adjustment_delta(command.operation_type, amount, policy)
+        assert amount is not None and operation_type is not None  # adjustment_refusal checked
+        delta, applied_policy = money.adjustment_delta(operation_type, amount, policy)
     notes = list(command.notes)
     client_ip, metadata = _kept_free_text(command, notes)
     amount_as_sent = intake.free_text(command.amount, "amount", intake.MAX_AMOUNT_AS_SENT, notes)
@@ -105,10 +108,10 @@ async def adjust(
             metadata,
             command.header_timestamp_ms or None,
             intake.joined(notes),
-            pb.Outcome.Name(refusal.outcome).removeprefix("OUTCOME_") if refusal else None,
+            Outcome(refusal.outcome).name if refusal else None,
             refusal.field if refusal else None,
             delta,
-            money.may_overdraw(command.operation_type),
+            money.may_overdraw(operation_type),
             applied_policy.value if applied_policy else None,
             money.MAX_BALANCE,
             trace_id,
@@ -116,8 +119,8 @@ async def adjust(
 
     row = await run_transaction(pool, transaction, deadline)
     balance = _balance(key, row)
-    status = row["status"]
-    if status == "SEEN":
+    status = MovementStatus(row["status"])
+    if status is MovementStatus.SEEN:
         return _repeat_of_adjustment(
             RequestRecord(**dict(row["seen"])), command, operation, amount, balance
         )
@@ -132,8 +135,8 @@ async def adjust(
             balance.digits,
             command.request_unique_no,
         )
-    outcome = pb.Outcome.Value("OUTCOME_" + status)
-    if outcome == pb.OUTCOME_APPLIED:
+    outcome = Outcome[status]
+    if outcome == Outcome.APPLIED:
         return AdjustResult(outcome, balance, delta, applied_policy)
     return AdjustResult(
         outcome,
@@ -141,6 +144,13 @@ async def adjust(
         refused_field=row["refused_field"] or "",
         refusal_message=refusal.message if refusal else _WALLET_REFUSALS.get(status, ""),
     )
+
+
+def _known_operation(value: int) -> OperationType | None:
+    try:
+        return OperationType(value) if value else None
+    except ValueError:
+        return None
 
 
 def _repeat_of_adjustment(
@@ -158,7 +168,7 @@ def _repeat_of_adjustment(
             command.request_unique_no,
             seen.reverse_request_unique_no or seen.reversed_by,
         )
-        return AdjustResult(pb.OUTCOME_ALREADY_CANCELLED, balance)
+        return AdjustResult(Outcome.ALREADY_CANCELLED, balance)
     different = first_difference(
         [
             ("kind", seen.kind, "adjustment"),
@@ -176,7 +186,7 @@ def _repeat_of_adjustment(
         ]
     )
     if different:
-        return AdjustResult(pb.OUTCOME_CONFLICT, balance, conflict_field=different)
+        return AdjustResult(Outcome.CONFLICT, balance, conflict_field=different)
     policy = OvertradingPolicy(seen.overtrading_policy) if seen.overtrading_policy else None
     return AdjustResult(
         seen.outcome_value,
@@ -185,7 +195,9 @@ def _repeat_of_adjustment(
         policy,
         replayed=True,
         refused_field=seen.refused_field or "",
-        refusal_message=_WALLET_REFUSALS.get(seen.outcome, "refused when first received"),
+        refusal_message=_WALLET_REFUSALS.get(
+            MovementStatus(seen.outcome), "refused when first received"
+        ),
     )
 
 
@@ -238,24 +250,25 @@ async def cancel_adjustment(
 
     row = await run_transaction(pool, transaction, deadline)
     balance = _balance(key, row)
-    status = row["status"]
-    if status == "SEEN":
+    status = MovementStatus(row["status"])
+    if status is MovementStatus.SEEN:
         seen = RequestRecord(**dict(row["seen"]))
         return CancelResult(seen.outcome_value, balance, seen.applied_amount, replayed=True)
-    if status.startswith("TARGET_"):
-        field = {
-            "TARGET_CURRENCY_MISMATCH": "currency",
-            "TARGET_USER_NAME_MISMATCH": "user_name",
-        }.get(status, "reverse_request_unique_no")
+    if status in _TARGET_FIELDS:
+        field = _TARGET_FIELDS[status]
         raise LedgerError(
-            pb.OUTCOME_CANCEL_TARGET_MISMATCH,
+            Outcome.CANCEL_TARGET_MISMATCH,
             f"the cancel's {field} does not match the request it names"
             if field != "reverse_request_unique_no"
             else f"{command.reverse_request_unique_no!r} is not an adjustment",
             field,
         )
     target_amount = row["target_amount"]
-    if status == "REVERSED" and target_amount is not None and target_amount.copy_abs() != amount:
+    if (
+        status is MovementStatus.REVERSED
+        and target_amount is not None
+        and target_amount.copy_abs() != amount
+    ):
         log.warning(
             "cancel %s names %s for %r but %s was requested; reversed what was applied",
             row["record_key"],
@@ -264,7 +277,7 @@ async def cancel_adjustment(
             target_amount.copy_abs(),
         )
     return CancelResult(
-        pb.Outcome.Value("OUTCOME_" + status),
+        Outcome[status],
         balance,
         row["reversed_amount"],
         tombstone_written=row["tombstone_written"],

@@ -11,10 +11,9 @@ from typing import TypeVar, cast
 
 import asyncpg
 
-from protos.ledger.v1 import ledger_pb2 as pb
-
 from . import metrics
 from .errors import LedgerError
+from .outcomes import Outcome
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -143,26 +142,26 @@ async def run_transaction(
         except TimeoutError:
             metrics.DEADLINE_EXPIRIES.inc()
             raise LedgerError(
-                pb.OUTCOME_DEADLINE_EXCEEDED, "the deadline ran out before the ledger could answer"
+                Outcome.DEADLINE_EXCEEDED, "the deadline ran out before the ledger could answer"
             ) from None
         except _RETRY as error:
             last_error: BaseException = error
-            outcome = pb.OUTCOME_ABORTED
+            outcome = Outcome.ABORTED
         except _UNAVAILABLE as error:
             last_error = error
-            outcome = pb.OUTCOME_UNAVAILABLE
+            outcome = Outcome.UNAVAILABLE
         # Exponential backoff with jitter, while the deadline allows another try.
         pause = min(0.2, 0.005 * 2**attempt) * random.uniform(0.5, 1.0)
         if loop.time() + pause >= deadline:
             log.warning("giving up after %d attempts: %r", attempt, last_error)
             message = (
                 "the database is unavailable"
-                if outcome == pb.OUTCOME_UNAVAILABLE
+                if outcome == Outcome.UNAVAILABLE
                 else "the transaction kept conflicting with others; try again"
             )
             raise LedgerError(outcome, message) from last_error
         log.info("transaction attempt %d failed (%r); retrying", attempt, last_error)
         metrics.TRANSACTION_RETRIES.labels(
-            "unavailable" if outcome == pb.OUTCOME_UNAVAILABLE else "conflict"
+            "unavailable" if outcome == Outcome.UNAVAILABLE else "conflict"
         ).inc()
         await asyncio.sleep(pause)

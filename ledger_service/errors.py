@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from protos.ledger.v1 import ledger_pb2 as pb
+from .outcomes import Outcome
 
 
 class LedgerError(Exception):
     """Carries one Outcome of the proto; the servicer turns it into a gRPC status."""
 
-    def __init__(self, outcome: pb.Outcome.ValueType, message: str, field: str = "") -> None:
+    def __init__(self, outcome: Outcome, message: str, field: str = "") -> None:
         super().__init__(message)
         self.outcome = outcome
         self.message = message
@@ -16,7 +16,7 @@ class LedgerError(Exception):
 
     @property
     def outcome_name(self) -> str:
-        return pb.Outcome.Name(self.outcome)
+        return "OUTCOME_" + Outcome(self.outcome).name
 
     def __str__(self) -> str:
         where = f" ({self.field})" if self.field else ""

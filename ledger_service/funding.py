@@ -1,22 +1,26 @@
 """Operator funding: deposits and withdrawals, idempotent by the caller's key.
 
 The transaction is one call of the server-side function `ledger_fund`
-(migrations/0003_money_movements.sql)."""
+(functions/30_funding.sql): a transfer between the operator's funding account
+and the wallet."""
 
 from __future__ import annotations
 
 import asyncpg
 
-from protos.ledger.v1 import ledger_pb2 as pb
-
 from . import accounts, money, validation
 from .database import fetch_one, run_transaction
 from .errors import LedgerError
 from .model import AccountKey, Balance, FundingResult
+from .outcomes import Outcome
 from .request_records import RequestRecord, first_difference
+from .statuses import MovementStatus
 
 MAX_NOTE = 200
-_FUND = "SELECT * FROM ledger_fund($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+_FUND = """SELECT * FROM ledger_fund(
+    p_company_id => $1, p_customer => $2, p_currency => $3, p_kind => $4, p_amount => $5,
+    p_fraction_digits => $6, p_idempotency_key => $7, p_note => $8, p_balance_limit => $9,
+    p_trace_id => $10)"""
 
 
 async def deposit(
@@ -61,7 +65,7 @@ async def _fund(
     # The wallet's scale is checked in the transaction; the shape and sign here.
     amount = money.parse_amount(amount_text, validation.MAX_DIGITS)
     money.require_positive(amount, f"a {kind}")
-    fraction_digits = len(amount_text.partition(".")[2])
+    fraction_digits = money.fraction_digits(amount)
 
     async def transaction(connection: asyncpg.Connection) -> asyncpg.Record:
         return await fetch_one(
@@ -75,20 +79,22 @@ async def _fund(
             fraction_digits,
             idempotency_key,
             note,
+            money.MAX_BALANCE,
             trace_id,
         )
 
     row = await run_transaction(pool, transaction, deadline)
-    status = row["status"]
-    accounts.raise_wallet_refusal(status, key, None, row["digits"])
-    if status == "TOO_MANY_DIGITS":
+    status = MovementStatus(row["status"])
+    if status is MovementStatus.ACCOUNT_NOT_FOUND:
+        raise accounts.account_not_found(key)
+    if status is MovementStatus.TOO_MANY_DIGITS:
         raise LedgerError(
-            pb.OUTCOME_TOO_MANY_DIGITS,
+            Outcome.TOO_MANY_DIGITS,
             f"amount has {fraction_digits} fractional digits, at most {row['digits']} allowed",
             "amount",
         )
     balance = Balance(key, row["balance"], row["digits"], row["user_name"] or "")
-    if status == "SEEN":
+    if status is MovementStatus.SEEN:
         seen = RequestRecord(**dict(row["seen"]))
         different = first_difference(
             [
@@ -98,8 +104,8 @@ async def _fund(
             ]
         )
         if different:
-            return FundingResult(pb.OUTCOME_CONFLICT, balance, conflict_field=different)
+            return FundingResult(Outcome.CONFLICT, balance, conflict_field=different)
         return FundingResult(seen.outcome_value, balance, replayed=True)
-    if status == "INSUFFICIENT_BALANCE":
-        return FundingResult(pb.OUTCOME_INSUFFICIENT_BALANCE, balance)
-    return FundingResult(pb.OUTCOME_APPLIED, balance, amount=amount)
+    if status is not MovementStatus.APPLIED:
+        return FundingResult(Outcome[status], balance)
+    return FundingResult(Outcome.APPLIED, balance, amount=amount)

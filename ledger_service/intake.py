@@ -12,11 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from protos.ledger.v1 import ledger_pb2 as pb
-
 from . import money, validation
 from .errors import LedgerError
 from .model import AccountKey, AdjustCommand
+from .outcomes import Outcome
 
 # Where the ledger keeps the amount exactly as sent, however long it was.
 MAX_AMOUNT_AS_SENT = 100
@@ -30,7 +29,7 @@ DERIVED_KEY_PREFIX = "~cancel~"
 class Refusal:
     """The outcome an identified execute is recorded with, and the field at fault."""
 
-    outcome: pb.Outcome.ValueType
+    outcome: Outcome
     field: str
     message: str
 
@@ -38,12 +37,12 @@ class Refusal:
 def identify(account: AccountKey, number: str, number_field: str) -> None:
     """Refuse (unrecorded) a request the ledger cannot file under its customer."""
     if account.company_id <= 0:
-        raise LedgerError(pb.OUTCOME_INVALID_ARGUMENT, "company_id must be > 0", "company_id")
+        raise LedgerError(Outcome.INVALID_ARGUMENT, "company_id must be > 0", "company_id")
     validation.text(account.customer, "customer", validation.MAX_CUSTOMER)
     validation.text(number, number_field, validation.MAX_REQUEST_NO)
     if number.startswith(DERIVED_KEY_PREFIX):
         raise LedgerError(
-            pb.OUTCOME_INVALID_ARGUMENT,
+            Outcome.INVALID_ARGUMENT,
             f"{number_field} may not start with {DERIVED_KEY_PREFIX!r}",
             number_field,
         )
@@ -63,7 +62,7 @@ def adjustment_refusal(command: AdjustCommand) -> Refusal | None:
     try:
         if command.input_error is not None:
             field, message = command.input_error
-            raise LedgerError(pb.OUTCOME_INVALID_ARGUMENT, message, field)
+            raise LedgerError(Outcome.INVALID_ARGUMENT, message, field)
         validation.text(command.account.currency, "currency", validation.MAX_CURRENCY)
         validation.text(command.user_name, "user_name", validation.MAX_USER_NAME)
         operation_type = validation.operation_type(command.operation_type)

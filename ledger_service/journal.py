@@ -1,6 +1,6 @@
 """The journal's statement of a wallet. Entries are appended only by the
-server-side function ledger_post_entry (migrations/0003_money_movements.sql),
-which changes the balance and appends its entry together."""
+server-side function ledger_post_entry (functions/10_post_entry.sql), which
+moves the wallet and its system account share and appends the entry together."""
 
 from __future__ import annotations
 
@@ -10,15 +10,14 @@ from decimal import Decimal
 
 import asyncpg
 
-from protos.ledger.v1 import ledger_pb2 as pb
-
 from . import accounts, validation
 from .database import run_transaction
 from .errors import LedgerError
 from .model import AccountKey
+from .outcomes import Outcome
 
 _PAGE = """
-SELECT entry_no, amount, balance_after, cause, request_unique_no, operation_type,
+SELECT entry_no, amount, counterparty, balance_after, cause, request_unique_no, operation_type,
        overtrading_policy, trace_id, created_at
 FROM journal_entries
 WHERE company_id = $1 AND customer = $2 AND currency = $3 AND entry_no < $4
@@ -30,6 +29,7 @@ LIMIT $5"""
 class Entry:
     entry_no: int
     amount: Decimal
+    counterparty: str  # the system account on the other side: clearing or funding
     balance_after: Decimal
     cause: str
     request_unique_no: str
@@ -53,10 +53,10 @@ async def list_entries(
         page_size = DEFAULT_PAGE_SIZE
     if not 1 <= page_size <= MAX_PAGE_SIZE:
         raise LedgerError(
-            pb.OUTCOME_INVALID_ARGUMENT, f"page_size must be 1..{MAX_PAGE_SIZE}", "page_size"
+            Outcome.INVALID_ARGUMENT, f"page_size must be 1..{MAX_PAGE_SIZE}", "page_size"
         )
     if page_token and not (page_token.isascii() and page_token.isdigit() and len(page_token) < 19):
-        raise LedgerError(pb.OUTCOME_INVALID_ARGUMENT, "page_token is not valid", "page_token")
+        raise LedgerError(Outcome.INVALID_ARGUMENT, "page_token is not valid", "page_token")
     below = int(page_token) if page_token else 2**63 - 1
 
     async def read(connection: asyncpg.Connection) -> tuple[int, list[Entry], str]:

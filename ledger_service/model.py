@@ -5,9 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from protos.ledger.v1 import ledger_pb2 as pb
-
 from .money import OvertradingPolicy
+from .outcomes import Outcome
 
 
 @dataclass(frozen=True)
@@ -35,7 +34,7 @@ class OpenAccountResult:
 
 @dataclass(frozen=True)
 class FundingResult:
-    outcome: pb.Outcome.ValueType
+    outcome: Outcome
     balance: Balance
     replayed: bool = False
     conflict_field: str = ""
@@ -45,7 +44,7 @@ class FundingResult:
 
 @dataclass(frozen=True)
 class AdjustResult:
-    outcome: pb.Outcome.ValueType
+    outcome: Outcome
     # None when the wallet does not exist (a recorded ACCOUNT_NOT_FOUND).
     balance: Balance | None
     applied_amount: Decimal = Decimal(0)
@@ -59,7 +58,7 @@ class AdjustResult:
 
 @dataclass(frozen=True)
 class CancelResult:
-    outcome: pb.Outcome.ValueType
+    outcome: Outcome
     balance: Balance | None
     reversed_amount: Decimal = Decimal(0)
     replayed: bool = False
@@ -74,7 +73,7 @@ class AdjustCommand:
     account: AccountKey
     user_name: str
     request_unique_no: str
-    operation_type: pb.OperationType.ValueType
+    operation_type: int  # as received; intake checks it is an OperationType
     amount: str
     amount_digits: int
     biz_type: int = 0

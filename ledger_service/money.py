@@ -9,9 +9,8 @@ import re
 from decimal import Context, Decimal
 from enum import Enum
 
-from protos.ledger.v1 import ledger_pb2 as pb
-
 from .errors import LedgerError
+from .outcomes import OperationType, Outcome
 
 # The stated maximum: an amount has at most 18 integer and 18 fractional
 # digits; a movement that would take a balance to 10^19 or beyond (either
@@ -49,14 +48,14 @@ def parse_plain_decimal(text: str, field: str = "amount") -> Decimal:
     if match is None:
         shown = text if len(text) <= 40 else text[:40] + "..."
         raise LedgerError(
-            pb.OUTCOME_INVALID_AMOUNT,
+            Outcome.INVALID_AMOUNT,
             f"amount must be a plain decimal like 12.50, got {shown!r}",
             field,
         )
     integer_part = match.group(2)
     if len(integer_part.lstrip("0")) > MAX_INTEGER_DIGITS:
         raise LedgerError(
-            pb.OUTCOME_INVALID_AMOUNT,
+            Outcome.INVALID_AMOUNT,
             f"amount has more than {MAX_INTEGER_DIGITS} integer digits",
             field,
         )
@@ -78,7 +77,7 @@ def check_fraction_digits(amount: Decimal, max_fraction_digits: int, field: str 
     needed = fraction_digits(amount)
     if needed > max_fraction_digits:
         raise LedgerError(
-            pb.OUTCOME_TOO_MANY_DIGITS,
+            Outcome.TOO_MANY_DIGITS,
             f"amount needs {needed} fractional digits, at most {max_fraction_digits} allowed",
             field,
         )
@@ -86,28 +85,26 @@ def check_fraction_digits(amount: Decimal, max_fraction_digits: int, field: str 
 
 def require_positive(amount: Decimal, what: str) -> None:
     if amount <= 0:
-        raise LedgerError(pb.OUTCOME_AMOUNT_SIGN_MISMATCH, f"{what} needs an amount > 0", "amount")
+        raise LedgerError(Outcome.AMOUNT_SIGN_MISMATCH, f"{what} needs an amount > 0", "amount")
 
 
-def check_sign(operation_type: pb.OperationType.ValueType, amount: Decimal) -> None:
+def check_sign(operation_type: OperationType, amount: Decimal) -> None:
     """OPEN_POSITION and NORMAL_CLOSE take amount > 0; ABNORMAL_OVERTRADING takes amount < 0."""
-    name = pb.OperationType.Name(operation_type).removeprefix("OPERATION_TYPE_")
-    if operation_type == pb.OPERATION_TYPE_ABNORMAL_OVERTRADING:
+    name = OperationType(operation_type).name
+    if operation_type == OperationType.ABNORMAL_OVERTRADING:
         if amount >= 0:
-            raise LedgerError(
-                pb.OUTCOME_AMOUNT_SIGN_MISMATCH, f"{name} needs an amount < 0", "amount"
-            )
+            raise LedgerError(Outcome.AMOUNT_SIGN_MISMATCH, f"{name} needs an amount < 0", "amount")
     else:
         require_positive(amount, name)
 
 
 def adjustment_delta(
-    operation_type: pb.OperationType.ValueType, amount: Decimal, policy: OvertradingPolicy
+    operation_type: OperationType, amount: Decimal, policy: OvertradingPolicy
 ) -> tuple[Decimal, OvertradingPolicy | None]:
     """The signed change an adjustment makes to the balance, and the policy it applied."""
-    if operation_type == pb.OPERATION_TYPE_OPEN_POSITION:
+    if operation_type == OperationType.OPEN_POSITION:
         return amount.copy_negate(), None
-    if operation_type == pb.OPERATION_TYPE_NORMAL_CLOSE:
+    if operation_type == OperationType.NORMAL_CLOSE:
         return amount, None
     # ABNORMAL_OVERTRADING: amount is negative already.
     if policy is OvertradingPolicy.IGNORE:
@@ -115,9 +112,9 @@ def adjustment_delta(
     return amount, policy
 
 
-def may_overdraw(operation_type: pb.OperationType.ValueType | None) -> bool:
+def may_overdraw(operation_type: OperationType | None) -> bool:
     """Only ABNORMAL_OVERTRADING may take a balance below zero (credits never need to)."""
-    return operation_type == pb.OPERATION_TYPE_ABNORMAL_OVERTRADING
+    return operation_type == OperationType.ABNORMAL_OVERTRADING
 
 
 def format_amount(amount: Decimal, digits: int) -> str:

@@ -90,6 +90,29 @@ async def balance(stub: Any, flags: argparse.Namespace) -> str:
     return _show_balance(answer.balance)
 
 
+async def exposure(stub: Any, flags: argparse.Namespace) -> str:
+    request = pb.GetExposureRequest(company_id=flags.company_id or 0)
+    if flags.as_of:
+        request.as_of.FromDatetime(flags.as_of)
+    answer = await stub.GetExposure(request, timeout=flags.timeout)
+    rows = [("company", "currency", "wallets", "customers hold", "clearing", "funding")]
+    for item in answer.exposures:
+        rows.append(
+            (
+                str(item.company_id),
+                item.currency,
+                str(item.wallets),
+                item.customers,
+                item.clearing,
+                item.funding,
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.rjust(widths[i]) for i, cell in enumerate(row)) for row in rows]
+    when = f"as of {flags.as_of.isoformat()}" if flags.as_of else "now"
+    return "\n".join([f"exposure {when} (customers + clearing + funding = 0 per currency)", *lines])
+
+
 async def rebind_user_name(stub: Any, flags: argparse.Namespace) -> str:
     answer = await stub.RebindUserName(
         pb.RebindUserNameRequest(
@@ -203,6 +226,7 @@ EXPORT_COLUMNS = [
     "operation_type",
     "overtrading_policy",
     "amount",
+    "counterparty",
     "balance_after",
     "request_unique_no",
     "trace_id",
@@ -236,6 +260,7 @@ async def export(stub: Any, flags: argparse.Namespace) -> str:
                             pb.OvertradingPolicy, entry.overtrading_policy, "OVERTRADING_POLICY_"
                         ),
                         entry.amount,
+                        entry.counterparty,
                         entry.balance_after,
                         entry.request_unique_no,
                         entry.trace_id,
@@ -254,6 +279,14 @@ async def export(stub: Any, flags: argparse.Namespace) -> str:
 
 def _enum_text(enum: Any, value: int, prefix: str) -> str:
     return "" if value == 0 else str(enum.Name(value)).removeprefix(prefix)
+
+
+def _moment(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date or time: {text!r}") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _date(text: str) -> datetime:
@@ -314,6 +347,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     checked.add_argument("--company-id", type=int, help="only this company")
     checked.set_defaults(run=reconcile)
+    exposed = commands.add_parser(
+        "exposure", help="per company and currency: customers, clearing and funding balances"
+    )
+    exposed.add_argument("--company-id", type=int, help="only this company")
+    exposed.add_argument(
+        "--as-of",
+        type=_moment,
+        help="a time (YYYY-MM-DD or ISO 8601, UTC unless it says); default: now",
+    )
+    exposed.set_defaults(run=exposure)
     exported = commands.add_parser("export", help="write a period's journal as CSV")
     exported.add_argument("--from", dest="from_date", required=True, help="YYYY-MM-DD, inclusive")
     exported.add_argument("--to", dest="to_date", required=True, help="YYYY-MM-DD, exclusive")

@@ -20,7 +20,8 @@ CHECKS: dict[str, str] = {
     "balance": """
         SELECT a.company_id, a.customer, a.currency, '' AS request_unique_no, 0::bigint AS entry_no,
                format('balance %s, journal sum %s, entry_count %s, entries %s, last entry %s',
-                      a.balance, coalesce(j.total, 0), a.entry_count,
+                      round(a.balance, a.digits), round(coalesce(j.total, 0), a.digits),
+                      a.entry_count,
                       coalesce(j.entries, 0), coalesce(j.last_no, 0)) AS detail
         FROM accounts a
         LEFT JOIN (SELECT company_id, customer, currency, sum(amount) AS total,
@@ -33,7 +34,8 @@ CHECKS: dict[str, str] = {
     # Each entry's balance_after is the running sum of the entries up to it.
     "running_balance": """
         SELECT company_id, customer, currency, request_unique_no, entry_no,
-               format('balance_after %s, running sum %s', balance_after, running) AS detail
+               format('balance_after %s, running sum %s', trim_scale(balance_after),
+                      trim_scale(running)) AS detail
         FROM (SELECT *, sum(amount) OVER (PARTITION BY company_id, customer, currency
                                           ORDER BY entry_no) AS running
               FROM journal_entries WHERE $1 = 0 OR company_id = $1) e
@@ -50,10 +52,40 @@ CHECKS: dict[str, str] = {
         WHERE $1 = 0 OR r.company_id = $1
         GROUP BY r.company_id, r.customer, r.currency, r.request_unique_no, r.kind, r.outcome
         HAVING count(j.entry_no) <> CASE WHEN r.outcome IN ('APPLIED', 'REVERSED') THEN 1 ELSE 0 END""",
+    # Double entry: each wallet's shares of its company's system accounts are
+    # the journal's transfers to and from them, and wallet + shares = 0.
+    "conservation": """
+        SELECT a.company_id, a.customer, a.currency, '' AS request_unique_no, 0::bigint AS entry_no,
+               format('balance %s + clearing share %s + funding share %s = %s; journal: '
+                      'clearing %s, funding %s', round(a.balance, a.digits),
+                      round(a.clearing_share, a.digits), round(a.funding_share, a.digits),
+                      round(a.balance + a.clearing_share + a.funding_share, a.digits),
+                      round(coalesce(j.clearing, 0), a.digits),
+                      round(coalesce(j.funding, 0), a.digits)) AS detail
+        FROM accounts a
+        LEFT JOIN (SELECT company_id, customer, currency,
+                          -sum(amount) FILTER (WHERE counterparty = 'clearing') AS clearing,
+                          -sum(amount) FILTER (WHERE counterparty = 'funding') AS funding
+                   FROM journal_entries WHERE $1 = 0 OR company_id = $1
+                   GROUP BY 1, 2, 3) j USING (company_id, customer, currency)
+        WHERE ($1 = 0 OR a.company_id = $1)
+          AND (a.balance + a.clearing_share + a.funding_share <> 0
+               OR a.clearing_share <> coalesce(j.clearing, 0)
+               OR a.funding_share <> coalesce(j.funding, 0))""",
+    # Every company and currency's accounts (wallets, clearing, funding) sum to zero.
+    "company_conservation": """
+        SELECT company_id, '' AS customer, currency, '' AS request_unique_no, 0::bigint,
+               format('wallets %s + clearing %s + funding %s = %s', trim_scale(wallets),
+                      trim_scale(clearing), trim_scale(funding),
+                      trim_scale(wallets + clearing + funding))
+        FROM (SELECT company_id, currency, sum(balance) AS wallets,
+                     sum(clearing_share) AS clearing, sum(funding_share) AS funding
+              FROM accounts WHERE $1 = 0 OR company_id = $1 GROUP BY 1, 2) t
+        WHERE wallets + clearing + funding <> 0""",
     # An entry without its request record would be a half-applied request.
     "orphan_entry": """
         SELECT j.company_id, j.customer, j.currency, j.request_unique_no, j.entry_no,
-               format('%s entry of %s has no request record', j.cause, j.amount)
+               format('%s entry of %s has no request record', j.cause, trim_scale(j.amount))
         FROM journal_entries j
         LEFT JOIN requests r
           ON r.company_id = j.company_id AND r.customer = j.customer
@@ -80,7 +112,8 @@ SELECT (SELECT count(*) FROM accounts WHERE $1 = 0 OR company_id = $1),
        (SELECT count(*) FROM requests WHERE $1 = 0 OR company_id = $1)"""
 
 _EXPORT = """
-SELECT j.company_id, j.customer, j.currency, a.digits, j.entry_no, j.amount, j.balance_after,
+SELECT j.company_id, j.customer, j.currency, a.digits, j.entry_no, j.amount, j.counterparty,
+       j.balance_after,
        j.cause, j.request_unique_no, j.operation_type, j.overtrading_policy, j.trace_id,
        j.created_at
 FROM journal_entries j JOIN accounts a USING (company_id, customer, currency)
@@ -113,6 +146,7 @@ class ExportedEntry:
     digits: int
     entry_no: int
     amount: Decimal
+    counterparty: str
     balance_after: Decimal
     cause: str
     request_unique_no: str
@@ -148,6 +182,7 @@ async def export_journal(
                 row["digits"],
                 row["entry_no"],
                 row["amount"],
+                row["counterparty"],
                 row["balance_after"],
                 row["cause"],
                 row["request_unique_no"],
@@ -161,3 +196,49 @@ async def export_journal(
 def _snapshot(connection: asyncpg.pool.PoolConnectionProxy) -> asyncpg.transaction.Transaction:
     """Every query of a run sees the same committed state, whatever commits meanwhile."""
     return connection.transaction(isolation="repeatable_read", readonly=True)
+
+
+# Per company and currency: what its customers hold and where it sits. Now
+# from the wallets' rows (the shares the transactions keep); as of a time,
+# from the journal (every transfer up to it).
+_EXPOSURE_NOW = """
+SELECT company_id, currency, max(digits) AS digits, count(*) AS wallets,
+       sum(balance) AS customers, sum(clearing_share) AS clearing,
+       sum(funding_share) AS funding
+FROM accounts WHERE $1 = 0 OR company_id = $1
+GROUP BY 1, 2 ORDER BY 1, 2"""
+
+_EXPOSURE_AS_OF = """
+SELECT a.company_id, a.currency, max(a.digits) AS digits, count(DISTINCT a.customer) AS wallets,
+       coalesce(sum(j.amount), 0) AS customers,
+       coalesce(-sum(j.amount) FILTER (WHERE j.counterparty = 'clearing'), 0) AS clearing,
+       coalesce(-sum(j.amount) FILTER (WHERE j.counterparty = 'funding'), 0) AS funding
+FROM accounts a
+LEFT JOIN journal_entries j
+  ON j.company_id = a.company_id AND j.customer = a.customer AND j.currency = a.currency
+ AND j.created_at <= $2
+WHERE ($1 = 0 OR a.company_id = $1) AND a.created_at <= $2
+GROUP BY 1, 2 ORDER BY 1, 2"""
+
+
+@dataclass(frozen=True)
+class Exposure:
+    """One company and currency: customers' holdings, and the system accounts
+    (negative: what they paid out). customers + clearing + funding = 0."""
+
+    company_id: int
+    currency: str
+    digits: int
+    wallets: int
+    customers: Decimal
+    clearing: Decimal
+    funding: Decimal
+
+
+async def exposure(pool: asyncpg.Pool, company_id: int, as_of: datetime | None) -> list[Exposure]:
+    async with pool.acquire() as connection, _snapshot(connection):
+        if as_of is None:
+            rows = await connection.fetch(_EXPOSURE_NOW, company_id)
+        else:
+            rows = await connection.fetch(_EXPOSURE_AS_OF, company_id, as_of)
+    return [Exposure(**dict(row)) for row in rows]

@@ -8,12 +8,11 @@ from decimal import Decimal
 
 import asyncpg
 
-from protos.ledger.v1 import ledger_pb2 as pb
-
 from . import validation
 from .database import run_transaction
 from .errors import LedgerError
 from .model import AccountKey
+from .outcomes import Outcome
 
 
 @dataclass(frozen=True)
@@ -27,13 +26,18 @@ class RequestRecord:
     user_name: str = ""
     operation_type: str | None = None
     amount: Decimal | None = None
+    amount_as_sent: str | None = None
     amount_digits: int | None = None
     biz_type: int | None = None
     order_id: int | None = None
     request_time_ms: int | None = None
     client_ip: str | None = None
     metadata: str | None = None
-    note: str | None = None
+    cancel_remark: str | None = None
+    funding_note: str | None = None
+    header_timestamp_ms: int | None = None
+    input_notes: str | None = None
+    refused_field: str | None = None
     reverse_request_unique_no: str | None = None
     applied_amount: Decimal = Decimal(0)
     balance_after: Decimal | None = None
@@ -42,14 +46,10 @@ class RequestRecord:
     reversed_at: datetime | None = None
     trace_id: str = ""
     created_at: datetime | None = None
-    amount_as_sent: str | None = None
-    refused_field: str | None = None
-    header_timestamp_ms: int | None = None
-    input_notes: str | None = None
 
     @property
-    def outcome_value(self) -> pb.Outcome.ValueType:
-        return pb.Outcome.Value("OUTCOME_" + self.outcome)
+    def outcome_value(self) -> Outcome:
+        return Outcome[self.outcome]
 
 
 _COLUMNS = [field.name for field in fields(RequestRecord)]
@@ -59,8 +59,8 @@ SELECT {", ".join(_COLUMNS)} FROM requests
 WHERE company_id = $1 AND customer = $2 AND request_unique_no = $3"""
 
 
-def outcome_name(outcome: pb.Outcome.ValueType) -> str:
-    return pb.Outcome.Name(outcome).removeprefix("OUTCOME_")
+def outcome_name(outcome: Outcome) -> str:
+    return Outcome(outcome).name
 
 
 async def find(
@@ -91,7 +91,7 @@ async def get_request(
     record = await run_transaction(pool, read, deadline)
     if record is None:
         raise LedgerError(
-            pb.OUTCOME_REQUEST_NOT_FOUND,
+            Outcome.REQUEST_NOT_FOUND,
             f"no request {request_unique_no!r} for customer {key.customer!r}",
             "request_unique_no",
         )

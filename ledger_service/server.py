@@ -13,7 +13,7 @@ from grpc_reflection.v1alpha import reflection
 
 from protos.ledger.v1 import ledger_pb2, ledger_pb2_grpc
 
-from . import database, embedded_pg, metrics, migrations, security
+from . import database, embedded_pg, metrics, migrations, security, sql_functions
 from .servicer import LedgerServicer
 from .settings import Settings
 
@@ -30,7 +30,9 @@ async def migrate(url: str) -> list[str]:
     await database.wait_for_database(url, within=30)
     connection = await asyncpg.connect(url)
     try:
-        return await migrations.apply(connection)
+        applied = await migrations.apply(connection)
+        await sql_functions.apply(connection)
+        return applied
     finally:
         await connection.close()
 

@@ -36,6 +36,7 @@ from . import (
 from .errors import LedgerError
 from .model import AccountKey, AdjustCommand, Balance, CancelCommand, FundingResult
 from .money import OvertradingPolicy, format_amount
+from .outcomes import Outcome
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -77,7 +78,9 @@ _CAUSE_TO_PB = {
 def error_status(error: LedgerError) -> grpc.Status:
     """A gRPC status whose rich details carry the ErrorDetail of the outcome."""
     detail = any_pb2.Any()
-    detail.Pack(pb.ErrorDetail(outcome=error.outcome, field=error.field, message=error.message))
+    detail.Pack(
+        pb.ErrorDetail(outcome=_outcome_pb(error.outcome), field=error.field, message=error.message)
+    )
     code = STATUS_OF_OUTCOME.get(error.outcome, grpc.StatusCode.INTERNAL)
     status = status_pb2.Status(code=code.value[0], message=str(error), details=[detail])
     return rpc_status.to_status(status)
@@ -124,7 +127,7 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServiceServicer):
             outcome = "OUTCOME_INTERNAL"
             log.exception("internal error in %s (trace %s)", method, trace_id)
             status = error_status(
-                LedgerError(pb.OUTCOME_INTERNAL, "internal error; see the ledger log", "")
+                LedgerError(Outcome.INTERNAL, "internal error; see the ledger log", "")
             )
             await context.abort(status.code, status.details, status.trailing_metadata)
             raise
@@ -267,11 +270,9 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServiceServicer):
                     result.applied_amount,
                 )
             if result.refused_field and not result.replayed:
-                metrics.REFUSALS_RECORDED.labels(
-                    pb.Outcome.Name(result.outcome).removeprefix("OUTCOME_"), result.refused_field
-                ).inc()
+                metrics.REFUSALS_RECORDED.labels(result.outcome.name, result.refused_field).inc()
             return pb.AdjustResponse(
-                outcome=result.outcome,
+                outcome=_outcome_pb(result.outcome),
                 balance=_balance(result.balance) if result.balance else None,
                 applied_amount=_decimal_text(
                     result.applied_amount, result.balance.digits if result.balance else None
@@ -314,13 +315,13 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServiceServicer):
                 notes=tuple(request.notes),
             )
             result = await adjustments.cancel_adjustment(self._pool, command, trace_id, deadline)
-            metrics.CANCELS.labels(pb.Outcome.Name(result.outcome).removeprefix("OUTCOME_")).inc()
+            metrics.CANCELS.labels(result.outcome.name).inc()
             if result.tombstone_written:
                 metrics.TOMBSTONES.inc()
             if result.outcome == pb.OUTCOME_REVERSED and not result.replayed:
                 metrics.money_moved(request.account.currency, "reversal", result.reversed_amount)
             return pb.CancelAdjustmentResponse(
-                outcome=result.outcome,
+                outcome=_outcome_pb(result.outcome),
                 balance=_balance(result.balance) if result.balance else None,
                 reversed_amount=_decimal_text(
                     result.reversed_amount, result.balance.digits if result.balance else None
@@ -424,12 +425,34 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServiceServicer):
                         )
                     )
 
+    async def GetExposure(
+        self, request: pb.GetExposureRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetExposureResponse:
+        async def call(trace_id: str, deadline: float) -> pb.GetExposureResponse:
+            as_of = request.as_of.ToDatetime(tzinfo=UTC) if request.HasField("as_of") else None
+            found = await reconciliation.exposure(self._pool, request.company_id, as_of)
+            return pb.GetExposureResponse(
+                exposures=[
+                    pb.CurrencyExposure(
+                        company_id=item.company_id,
+                        currency=item.currency,
+                        wallets=item.wallets,
+                        customers=format_amount(item.customers, item.digits),
+                        clearing=format_amount(item.clearing, item.digits),
+                        funding=format_amount(item.funding, item.digits),
+                    )
+                    for item in found
+                ]
+            )
+
+        return await self._answer(context, "GetExposure", call, company_id=request.company_id)
+
     async def ExportJournal(
         self, request: pb.ExportJournalRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.ExportJournalResponse]:
         if not (request.HasField("from_time") and request.HasField("to_time")):
             status = error_status(
-                LedgerError(pb.OUTCOME_INVALID_ARGUMENT, "from_time and to_time are required")
+                LedgerError(Outcome.INVALID_ARGUMENT, "from_time and to_time are required")
             )
             await context.abort(status.code, status.details, status.trailing_metadata)
         from_time = request.from_time.ToDatetime(tzinfo=UTC)
@@ -457,7 +480,7 @@ async def _streaming_errors(context: grpc.aio.ServicerContext) -> AsyncIterator[
         yield
     except (OSError, asyncpg.exceptions.PostgresConnectionError) as error:
         log.warning("stream aborted: %r", error)
-        status = error_status(LedgerError(pb.OUTCOME_UNAVAILABLE, "the database is unavailable"))
+        status = error_status(LedgerError(Outcome.UNAVAILABLE, "the database is unavailable"))
         await context.abort(status.code, status.details, status.trailing_metadata)
 
 
@@ -483,6 +506,11 @@ def _trace_of(context: grpc.aio.ServicerContext) -> str:
             trace = value if isinstance(value, str) else value.decode("utf-8", "replace")
             return validation.text(trace, "trace", MAX_TRACE, required=False)
     return ""
+
+
+def _outcome_pb(outcome: Outcome) -> pb.Outcome.ValueType:
+    """The domain's outcomes carry the proto's numbers (tests/test_money.py checks)."""
+    return pb.Outcome.ValueType(outcome.value)
 
 
 def _key(account: pb.AccountKey) -> AccountKey:
@@ -527,7 +555,7 @@ def _request_record(record: request_records.RequestRecord) -> pb.RequestRecord:
         ),
         request_unique_no=record.request_unique_no,
         kind=pb.RequestKind.Value("REQUEST_KIND_" + record.kind.upper()),
-        outcome=record.outcome_value,
+        outcome=_outcome_pb(record.outcome_value),
         operation_type=pb.OperationType.Value("OPERATION_TYPE_" + record.operation_type)
         if record.operation_type
         else pb.OPERATION_TYPE_UNSPECIFIED,
@@ -567,4 +595,5 @@ def _journal_entry(
         else pb.OVERTRADING_POLICY_UNSPECIFIED,
         trace_id=entry.trace_id,
         created_at=_timestamp(entry.created_at),
+        counterparty=entry.counterparty,
     )

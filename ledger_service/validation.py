@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import re
 
-from protos.ledger.v1 import ledger_pb2 as pb
-
 from .errors import LedgerError
 from .model import AccountKey
+from .outcomes import OperationType, Outcome
 
 MAX_CUSTOMER = 64
 MAX_CURRENCY = 16
@@ -23,23 +22,21 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 def text(value: str, field: str, max_length: int, *, required: bool = True) -> str:
     if required and not value:
-        raise LedgerError(pb.OUTCOME_INVALID_ARGUMENT, f"{field} is required", field)
+        raise LedgerError(Outcome.INVALID_ARGUMENT, f"{field} is required", field)
     if len(value) > max_length:
         raise LedgerError(
-            pb.OUTCOME_INVALID_ARGUMENT,
+            Outcome.INVALID_ARGUMENT,
             f"{field} is {len(value)} characters long, at most {max_length} allowed",
             field,
         )
     if _CONTROL.search(value):
-        raise LedgerError(
-            pb.OUTCOME_INVALID_ARGUMENT, f"{field} contains control characters", field
-        )
+        raise LedgerError(Outcome.INVALID_ARGUMENT, f"{field} contains control characters", field)
     return value
 
 
 def account_key(account: AccountKey) -> AccountKey:
     if account.company_id <= 0:
-        raise LedgerError(pb.OUTCOME_INVALID_ARGUMENT, "company_id must be > 0", "company_id")
+        raise LedgerError(Outcome.INVALID_ARGUMENT, "company_id must be > 0", "company_id")
     text(account.customer, "customer", MAX_CUSTOMER)
     text(account.currency, "currency", MAX_CURRENCY)
     return account
@@ -49,7 +46,7 @@ def new_currency(currency: str) -> str:
     """Currency codes of new wallets: 1..16 upper-case letters and digits (USD, USDT)."""
     if not _CURRENCY.fullmatch(currency):
         raise LedgerError(
-            pb.OUTCOME_INVALID_ARGUMENT,
+            Outcome.INVALID_ARGUMENT,
             "currency must be 1..16 upper-case letters or digits",
             "currency",
         )
@@ -59,20 +56,20 @@ def new_currency(currency: str) -> str:
 def digits(value: int, field: str) -> int:
     if not 0 <= value <= MAX_DIGITS:
         raise LedgerError(
-            pb.OUTCOME_INVALID_ARGUMENT, f"{field} must be between 0 and {MAX_DIGITS}", field
+            Outcome.INVALID_ARGUMENT, f"{field} must be between 0 and {MAX_DIGITS}", field
         )
     return value
 
 
-def operation_type(value: int) -> pb.OperationType.ValueType:
+def operation_type(value: int) -> OperationType:
     if value not in (
-        pb.OPERATION_TYPE_OPEN_POSITION,
-        pb.OPERATION_TYPE_NORMAL_CLOSE,
-        pb.OPERATION_TYPE_ABNORMAL_OVERTRADING,
+        OperationType.OPEN_POSITION,
+        OperationType.NORMAL_CLOSE,
+        OperationType.ABNORMAL_OVERTRADING,
     ):
         raise LedgerError(
-            pb.OUTCOME_INVALID_ARGUMENT,
+            Outcome.INVALID_ARGUMENT,
             "operation_type must be OPEN_POSITION, NORMAL_CLOSE or ABNORMAL_OVERTRADING",
             "operation_type",
         )
-    return pb.OperationType.ValueType(value)
+    return OperationType(value)

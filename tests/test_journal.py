@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import re
+
 import asyncpg
 import grpc
 import pytest
 
+from ledger_service.statuses import MovementStatus
 from protos.ledger.v1 import ledger_pb2 as pb
 
-from .conftest import unique
+from .conftest import ROOT, unique
 from .ledger_calls import OPEN, adjust_request, error_detail
 
 
@@ -74,3 +77,42 @@ async def test_unknown_request_and_bad_page_token(ledger_stub, open_wallet):
             pb.ListJournalEntriesRequest(account=wallet.key, page_token="abc")
         )
     assert error_detail(bad_token.value).field == "page_token"
+
+
+async def test_the_sql_and_python_status_enums_are_one_list(db):
+    """A typed contract between Python and SQL: the functions answer the
+    PostgreSQL enum movement_status, which MovementStatus mirrors; a recorded
+    outcome is a ledger.v1 Outcome."""
+    async with db.acquire() as connection:
+        statuses = await connection.fetchval("SELECT enum_range(NULL::movement_status)::text[]")
+        outcomes = await connection.fetchval("SELECT enum_range(NULL::request_outcome)::text[]")
+    assert statuses == [status.value for status in MovementStatus]
+    assert {f"OUTCOME_{name}" for name in outcomes} <= set(pb.Outcome.keys())
+    assert set(outcomes) <= set(statuses)
+
+
+def test_every_sql_function_has_one_current_definition():
+    """Functions live in ledger_service/functions/*.sql (re-applied on every
+    migrate), never in a numbered migration, and each is defined once."""
+    package = ROOT / "ledger_service"
+    defined: list[str] = []
+    for path in sorted(package.rglob("*.sql")):
+        names = re.findall(r"CREATE\s+(?:OR\s+REPLACE\s+)?FUNCTION\s+(\w+)", path.read_text(), re.I)
+        if names:
+            assert path.parent.name == "functions", f"{path} defines {names}"
+        defined += names
+    assert defined and len(defined) == len(set(defined)), defined
+
+
+async def test_postings_of_every_entry_balance(db):
+    """Every journal entry is a transfer: the wallet moves by amount, its
+    company's clearing or funding account by -amount; per company and
+    currency all accounts sum to zero (also checked by reconcile)."""
+    async with db.acquire() as connection:
+        unbalanced = await connection.fetchval(
+            """SELECT count(*) FROM (
+                   SELECT company_id, currency FROM accounts
+                   GROUP BY 1, 2
+                   HAVING sum(balance) + sum(clearing_share) + sum(funding_share) <> 0) t"""
+        )
+    assert unbalanced == 0

@@ -161,3 +161,34 @@ def test_the_largest_amounts_and_balances_format_exactly(digits):
 )
 def test_fraction_digits_count_the_value_not_the_label(text, needed):
     assert money.fraction_digits(Decimal(text)) == needed
+
+
+def test_domain_outcomes_mirror_the_proto():
+    """The use cases speak plain Python enums; the gRPC edge maps them by number."""
+    from ledger_service.outcomes import OperationType, Outcome
+
+    assert {f"OUTCOME_{o.name}": o.value for o in Outcome} == dict(pb.Outcome.items())
+    assert {f"OPERATION_TYPE_{o.name}": o.value for o in OperationType} == dict(
+        pb.OperationType.items()
+    )
+
+
+def test_the_rules_import_no_generated_code():
+    """Money rules, outcomes and commands are plain Python (style.md, Cosmic Python)."""
+    import ast
+
+    from .conftest import ROOT
+
+    for name in ("money", "outcomes", "errors", "model", "intake", "validation", "statuses"):
+        tree = ast.parse((ROOT / "ledger_service" / f"{name}.py").read_text())
+        imported = [
+            node.module or ""
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom | ast.Import) and isinstance(node, ast.ImportFrom)
+        ] + [
+            alias.name
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Import)
+            for alias in node.names
+        ]
+        assert not [module for module in imported if module.startswith(("protos", "grpc"))], name

@@ -8,9 +8,10 @@ import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 
+import asyncpg
 import pytest
 
-from .conftest import ROOT, unique
+from .conftest import ROOT, assert_books_balance, unique
 from .ledger_calls import OPEN, adjust_request, cancel_request
 
 BULK_COMPANY = 998
@@ -33,8 +34,9 @@ async def bulk_wallet(db):
     customer = unique("bulk")
     async with db.acquire() as connection, connection.transaction():
         await connection.execute(
-            """INSERT INTO accounts (company_id, customer, currency, digits, balance, entry_count)
-               VALUES ($1, $2, 'USD', 2, $3::bigint, $3::bigint)""",
+            """INSERT INTO accounts (company_id, customer, currency, digits, balance,
+                                     funding_share, entry_count)
+               VALUES ($1, $2, 'USD', 2, $3::bigint, -$3::bigint, $3::bigint)""",
             BULK_COMPANY,
             customer,
             BULK_ENTRIES,
@@ -50,8 +52,8 @@ async def bulk_wallet(db):
         )
         await connection.execute(
             """INSERT INTO journal_entries (company_id, customer, currency, entry_no, amount,
-                                            balance_after, cause, request_unique_no)
-               SELECT $1, $2, 'USD', g, 1, g, 'deposit', 'bulk-' || g
+                                            counterparty, balance_after, cause, request_unique_no)
+               SELECT $1, $2, 'USD', g, 1, 'funding', g, 'deposit', 'bulk-' || g
                FROM generate_series(1, $3) g""",
             BULK_COMPANY,
             customer,
@@ -85,7 +87,17 @@ async def test_reconcile_reports_a_tampered_balance_and_exits_non_zero(
     where = "company_id = $1 AND customer = $2 AND currency = $3"
     key = (wallet.company_id, wallet.customer, wallet.currency)
     async with db.acquire() as connection:
-        await connection.execute(f"UPDATE accounts SET balance = balance + 1 WHERE {where}", *key)
+        # The database itself refuses a balance that breaks conservation...
+        with pytest.raises(asyncpg.CheckViolationError):
+            await connection.execute(
+                f"UPDATE accounts SET balance = balance + 1 WHERE {where}", *key
+            )
+        # ...so a tamperer moves a system account share too; the journal still tells.
+        await connection.execute(
+            f"UPDATE accounts SET balance = balance + 1, clearing_share = clearing_share - 1"
+            f" WHERE {where}",
+            *key,
+        )
     try:
         found = await asyncio.to_thread(
             _cli, ledger_server.target, "reconcile", "--company-id", "997"
@@ -93,11 +105,14 @@ async def test_reconcile_reports_a_tampered_balance_and_exits_non_zero(
     finally:
         async with db.acquire() as connection:
             await connection.execute(
-                f"UPDATE accounts SET balance = balance - 1 WHERE {where}", *key
+                f"UPDATE accounts SET balance = balance - 1, clearing_share = clearing_share + 1"
+                f" WHERE {where}",
+                *key,
             )
     assert found.returncode == 1
     assert f"balance: 997/{wallet.customer}/USD: balance 51.00, journal sum 50.00" in found.stdout
-    assert "1 discrepancies" in found.stderr
+    assert f"conservation: 997/{wallet.customer}/USD:" in found.stdout
+    assert "2 discrepancies" in found.stderr
 
 
 async def test_export_streams_a_period_as_csv(ledger_server, bulk_wallet, tmp_path):
@@ -122,6 +137,7 @@ async def test_export_streams_a_period_as_csv(ledger_server, bulk_wallet, tmp_pa
         rows = list(csv.DictReader(exported))
     assert len(rows) == BULK_ENTRIES
     assert rows[0]["amount"] == "1.00" and rows[-1]["balance_after"] == f"{BULK_ENTRIES}.00"
+    assert rows[0]["counterparty"] == "funding"
     assert [int(r["entry_no"]) for r in rows[:3]] == [1, 2, 3]
 
     empty = await asyncio.to_thread(
@@ -138,5 +154,55 @@ async def test_export_streams_a_period_as_csv(ledger_server, bulk_wallet, tmp_pa
     assert empty.returncode == 0
     assert empty.stdout.splitlines() == [
         "company_id,customer,currency,entry_no,created_at,cause,operation_type,"
-        "overtrading_policy,amount,balance_after,request_unique_no,trace_id"
+        "overtrading_policy,amount,counterparty,balance_after,request_unique_no,trace_id"
     ]
+
+
+async def test_exposure_says_where_the_money_is_now_and_as_of_a_time(
+    ledger_server, ledger_stub, open_wallet, db
+):
+    """Double entry: customers + clearing + funding = 0 per company and
+    currency, now (from the wallets' shares) and as of a time (from the journal)."""
+    company = 7_000 + datetime.now(UTC).microsecond
+    first = await open_wallet(balance="100.00", company_id=company)
+    second = await open_wallet(balance="50.00", company_id=company)
+    before_trading = datetime.now(UTC)
+    await asyncio.sleep(0.01)
+    await ledger_stub.Adjust(adjust_request(first, "30.00", OPEN))  # margin to TradeBoss
+    lost = adjust_request(second, "20.00", OPEN)
+    await ledger_stub.Adjust(lost)
+    await ledger_stub.CancelAdjustment(cancel_request(second, lost.request_unique_no, "20.00"))
+
+    now = await asyncio.to_thread(
+        _cli, ledger_server.target, "exposure", "--company-id", str(company)
+    )
+    assert now.returncode == 0, now.stderr
+    assert now.stdout.splitlines()[2].split() == [
+        str(company),
+        "USD",
+        "2",
+        "120.00",
+        "30.00",
+        "-150.00",
+    ]
+    then = await asyncio.to_thread(
+        _cli,
+        ledger_server.target,
+        "exposure",
+        "--company-id",
+        str(company),
+        "--as-of",
+        before_trading.isoformat(),
+    )
+    assert then.returncode == 0, then.stderr
+    assert then.stdout.splitlines()[2].split() == [
+        str(company),
+        "USD",
+        "2",
+        "150.00",
+        "0.00",
+        "-150.00",
+    ]
+    bad = await asyncio.to_thread(_cli, ledger_server.target, "exposure", "--as-of", "soon")
+    assert bad.returncode == 2 and "not a date or time" in bad.stderr
+    await assert_books_balance(db)

@@ -1,66 +1,23 @@
--- Every execute that can be identified is remembered, refused or not; every
--- cancel settles unless its target cannot be identified (README, "Webhook
--- rules"). So a request may now be recorded for a wallet that does not
--- exist, with a currency the caller got wrong or did not send, and with an
--- amount that is not a number.
+-- TradeBoss's execute and cancel, each one transaction in one round trip,
+-- called with named arguments (ledger_service/adjustments.py).
 
-ALTER TABLE requests DROP CONSTRAINT requests_company_id_customer_currency_fkey;
-ALTER TABLE requests
-    -- The amount exactly as sent (requests.amount is NULL when it is not a
-    -- plain decimal).
-    ADD COLUMN amount_as_sent      text,
-    -- For a recorded refusal: the request field at fault.
-    ADD COLUMN refused_field       text,
-    -- TradeBoss's `timestamp` header when it parsed.
-    ADD COLUMN header_timestamp_ms bigint,
-    -- What the ledger noted about the input: free text truncated to its
-    -- stored length, optional fields it could not use.
-    ADD COLUMN input_notes         text;
-
--- Operators' changes to a wallet that are not money movements (a userName
--- rebound), with who and why. Append-only like the journal.
-CREATE TABLE operator_actions (
-    action_id   bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    company_id  bigint      NOT NULL,
-    customer    text        NOT NULL,
-    currency    text        NOT NULL,
-    action      text        NOT NULL CHECK (action IN ('rebind_user_name')),
-    old_value   text,
-    new_value   text        NOT NULL,
-    reason      text        NOT NULL,
-    operator    text        NOT NULL,
-    trace_id    text        NOT NULL DEFAULT '',
-    created_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
-    FOREIGN KEY (company_id, customer, currency) REFERENCES accounts
-);
-
-CREATE TRIGGER operator_actions_append_only
-    BEFORE UPDATE OR DELETE OR TRUNCATE ON operator_actions
-    FOR EACH STATEMENT EXECUTE FUNCTION journal_is_append_only();
-
-DROP FUNCTION ledger_adjust(bigint, text, text, text, text, text, numeric, smallint, numeric,
-                            boolean, text, integer, bigint, bigint, text, text, text);
-DROP FUNCTION ledger_cancel(bigint, text, text, text, text, text, numeric, smallint, integer,
-                            bigint, bigint, text, text, text, text);
-
--- TradeBoss's execute, called with named arguments. Python decides what it
--- can without the wallet (p_refusal: the first problem with the input, in
--- the order of the proto's Outcome enum; p_delta: the signed change). This
--- function decides the rest, top to bottom:
+-- The execute. Python decides what it can without the wallet (p_refusal: the
+-- first problem with the input, in the order of the proto's Outcome enum;
+-- p_delta: the signed change); this function decides the rest, top to bottom:
 --   lock the wallet (if it exists) -> exactly once -> the recorded refusal
 --   -> wallet exists -> amount exact at the wallet's scale -> userName
 --   -> overdraft -> balance limit -> post -> record.
--- Statuses: SEEN (the number is known: `seen`), or the outcome recorded.
+DROP FUNCTION IF EXISTS ledger_adjust;
 CREATE FUNCTION ledger_adjust(
     p_company_id bigint, p_customer text, p_request_unique_no text, p_currency text,
-    p_user_name text, p_operation_type text, p_amount numeric, p_amount_as_sent text,
-    p_amount_digits integer, p_biz_type integer, p_order_id bigint,
+    p_user_name text, p_operation_type operation_type, p_amount numeric,
+    p_amount_as_sent text, p_amount_digits integer, p_biz_type integer, p_order_id bigint,
     p_request_time_ms bigint, p_client_ip text, p_metadata text,
     p_header_timestamp_ms bigint, p_input_notes text,
-    p_refusal text, p_refused_field text,
-    p_delta numeric, p_may_overdraw boolean, p_overtrading_policy text,
+    p_refusal request_outcome, p_refused_field text,
+    p_delta numeric, p_may_overdraw boolean, p_overtrading_policy overtrading_policy,
     p_balance_limit numeric, p_trace_id text,
-    OUT status text, OUT balance numeric, OUT digits smallint, OUT user_name text,
+    OUT status movement_status, OUT balance numeric, OUT digits smallint, OUT user_name text,
     OUT refused_field text, OUT seen requests)
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -84,7 +41,7 @@ BEGIN
 
     refused_field := p_refused_field;
     IF p_refusal IS NOT NULL THEN
-        status := p_refusal;
+        status := p_refusal::text::movement_status;
     ELSIF NOT v_wallet_found THEN
         status := 'ACCOUNT_NOT_FOUND';
         refused_field := 'currency';
@@ -110,7 +67,7 @@ BEGIN
               AND a.currency = p_currency;
             user_name := p_user_name;
         END IF;
-        balance := ledger_post_entry(p_company_id, p_customer, p_currency, p_delta,
+        balance := ledger_post_entry(p_company_id, p_customer, p_currency, p_delta, 'clearing',
                                      'adjustment', p_request_unique_no, p_operation_type,
                                      p_overtrading_policy, p_trace_id);
         v_applied := p_delta;
@@ -124,29 +81,27 @@ BEGIN
                           biz_type, order_id, request_time_ms, client_ip, metadata,
                           header_timestamp_ms, input_notes, refused_field, applied_amount,
                           balance_after, overtrading_policy, trace_id)
-    VALUES (p_company_id, p_customer, p_request_unique_no, 'adjustment', p_currency, status,
-            p_user_name, p_operation_type, p_amount, p_amount_as_sent, p_amount_digits,
-            p_biz_type, p_order_id, p_request_time_ms, p_client_ip, p_metadata,
-            p_header_timestamp_ms, p_input_notes, refused_field, v_applied,
-            CASE WHEN v_wallet_found THEN balance END,
+    VALUES (p_company_id, p_customer, p_request_unique_no, 'adjustment', p_currency,
+            status::text::request_outcome, p_user_name, p_operation_type, p_amount,
+            p_amount_as_sent, p_amount_digits, p_biz_type, p_order_id, p_request_time_ms,
+            p_client_ip, p_metadata, p_header_timestamp_ms, p_input_notes, refused_field,
+            v_applied, CASE WHEN v_wallet_found THEN balance END,
             CASE WHEN status = 'APPLIED' THEN p_overtrading_policy END, p_trace_id);
 END
 $$;
 
--- TradeBoss's cancel, called with named arguments. p_currency and
--- p_user_name are NULL when the cancel did not send them; p_request_unique_no
--- is NULL when its own number is unusable. Statuses: TARGET_NOT_ADJUSTMENT,
--- TARGET_CURRENCY_MISMATCH, TARGET_USER_NAME_MISMATCH (nothing written),
--- SEEN (this cancel was recorded before: `seen`), and the recorded answers
--- NEVER_RECEIVED (with tombstone_written), NOT_APPLIED, ALREADY_REVERSED,
--- REVERSED. `record_key` is the number the cancel is recorded under.
+-- The cancel. p_currency and p_user_name are NULL when the cancel did not
+-- send them; p_request_unique_no is NULL when its own number is unusable.
+-- A cancel is refused only for its target (TARGET_*: nothing written).
+-- `record_key` is the number the cancel is recorded under.
+DROP FUNCTION IF EXISTS ledger_cancel;
 CREATE FUNCTION ledger_cancel(
     p_company_id bigint, p_customer text, p_request_unique_no text,
     p_reverse_request_unique_no text, p_currency text, p_user_name text,
     p_amount numeric, p_amount_as_sent text, p_amount_digits integer, p_biz_type integer,
     p_order_id bigint, p_request_time_ms bigint, p_client_ip text, p_metadata text,
     p_cancel_remark text, p_header_timestamp_ms bigint, p_input_notes text, p_trace_id text,
-    OUT status text, OUT balance numeric, OUT digits smallint, OUT user_name text,
+    OUT status movement_status, OUT balance numeric, OUT digits smallint, OUT user_name text,
     OUT seen requests, OUT reversed_amount numeric, OUT target_amount numeric,
     OUT tombstone_written boolean, OUT record_key text)
 LANGUAGE plpgsql AS $$
@@ -211,7 +166,8 @@ BEGIN
     ELSIF v_target.kind NOT IN ('adjustment', 'tombstone') THEN
         status := 'TARGET_NOT_ADJUSTMENT';
         RETURN;
-    ELSIF p_currency IS NOT NULL AND v_target.currency <> '' AND v_target.currency <> p_currency THEN
+    ELSIF p_currency IS NOT NULL AND v_target.currency <> ''
+          AND v_target.currency <> p_currency THEN
         status := 'TARGET_CURRENCY_MISMATCH';
         RETURN;
     ELSIF p_user_name IS NOT NULL AND v_target.user_name <> ''
@@ -233,7 +189,7 @@ BEGIN
         reversed_amount := -v_target.applied_amount;
         target_amount := v_target.amount;
         balance := ledger_post_entry(p_company_id, p_customer, v_target.currency,
-                                     reversed_amount, 'reversal', record_key,
+                                     reversed_amount, 'clearing', 'reversal', record_key,
                                      v_target.operation_type, v_target.overtrading_policy,
                                      p_trace_id);
         status := 'REVERSED';
@@ -241,39 +197,14 @@ BEGIN
 
     INSERT INTO requests (company_id, customer, request_unique_no, kind, currency, outcome,
                           user_name, amount, amount_as_sent, amount_digits, biz_type, order_id,
-                          request_time_ms, client_ip, metadata, note, header_timestamp_ms,
-                          input_notes, reverse_request_unique_no, applied_amount,
-                          balance_after, trace_id)
+                          request_time_ms, client_ip, metadata, cancel_remark,
+                          header_timestamp_ms, input_notes, reverse_request_unique_no,
+                          applied_amount, balance_after, trace_id)
     VALUES (p_company_id, p_customer, record_key, 'cancel',
-            coalesce(p_currency, v_target.currency, ''), status, coalesce(p_user_name, ''),
-            p_amount, p_amount_as_sent, p_amount_digits, p_biz_type, p_order_id,
-            p_request_time_ms, p_client_ip, p_metadata, p_cancel_remark, p_header_timestamp_ms,
-            p_input_notes, p_reverse_request_unique_no, reversed_amount, balance, p_trace_id);
-END
-$$;
-
--- Operator action: bind the wallet to another userName, with who and why.
--- Statuses: ACCOUNT_NOT_FOUND (nothing written), REBOUND.
-CREATE FUNCTION ledger_rebind_user_name(
-    p_company_id bigint, p_customer text, p_currency text, p_user_name text, p_reason text,
-    p_operator text, p_trace_id text,
-    OUT status text, OUT balance numeric, OUT digits smallint, OUT previous_user_name text)
-LANGUAGE plpgsql AS $$
-BEGIN
-    SELECT a.balance, a.digits, a.user_name INTO balance, digits, previous_user_name
-    FROM accounts a
-    WHERE a.company_id = p_company_id AND a.customer = p_customer AND a.currency = p_currency
-    FOR UPDATE;
-    IF NOT FOUND THEN
-        status := 'ACCOUNT_NOT_FOUND';
-        RETURN;
-    END IF;
-    UPDATE accounts a SET user_name = p_user_name
-    WHERE a.company_id = p_company_id AND a.customer = p_customer AND a.currency = p_currency;
-    INSERT INTO operator_actions (company_id, customer, currency, action, old_value, new_value,
-                                  reason, operator, trace_id)
-    VALUES (p_company_id, p_customer, p_currency, 'rebind_user_name', previous_user_name,
-            p_user_name, p_reason, p_operator, p_trace_id);
-    status := 'REBOUND';
+            coalesce(p_currency, v_target.currency, ''), status::text::request_outcome,
+            coalesce(p_user_name, ''), p_amount, p_amount_as_sent, p_amount_digits, p_biz_type,
+            p_order_id, p_request_time_ms, p_client_ip, p_metadata, p_cancel_remark,
+            p_header_timestamp_ms, p_input_notes, p_reverse_request_unique_no, reversed_amount,
+            balance, p_trace_id);
 END
 $$;

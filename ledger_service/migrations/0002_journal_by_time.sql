@@ -1,2 +1,0 @@
--- Exports for finance read the journal by period.
-CREATE INDEX journal_entries_by_time ON journal_entries (created_at);

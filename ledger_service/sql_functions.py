@@ -1,0 +1,39 @@
+"""The server-side functions and triggers: one current definition of each, in
+ledger_service/functions/*.sql, re-applied on every migrate (Flyway's
+"repeatable" migrations), so a fix is an edit of that file and `git log -p`
+shows it. Tables and data changes stay in the numbered migrations."""
+
+from __future__ import annotations
+
+import logging
+from importlib import resources
+
+import asyncpg
+
+log = logging.getLogger(__name__)
+
+# The migrations' advisory lock: replicas starting together apply these one
+# at a time, never half of one's and half of another's.
+_ADVISORY_LOCK_KEY = 0x1ED6E4
+
+
+def available() -> list[tuple[str, str]]:
+    """(file name, SQL) of every function file shipped with the package, in name order."""
+    files = resources.files("ledger_service") / "functions"
+    return sorted(
+        (entry.name, entry.read_text(encoding="utf-8"))
+        for entry in files.iterdir()
+        if entry.name.endswith(".sql")
+    )
+
+
+async def apply(connection: asyncpg.Connection) -> list[str]:
+    """Define every function and trigger anew, all in one transaction."""
+    applied = []
+    async with connection.transaction():
+        await connection.execute("SELECT pg_advisory_xact_lock($1)", _ADVISORY_LOCK_KEY)
+        for name, sql in available():
+            await connection.execute(sql)
+            applied.append(name)
+    log.info("applied functions %s", ", ".join(applied))
+    return applied
