@@ -13,14 +13,14 @@ from starlette.routing import Route
 
 from ledger_service.client import ChannelSecurity
 
-from . import handlers, openapi
+from . import handlers, schema
 from .ledger_client import LedgerClient
 from .settings import FacadeSettings
 
 
 def create_app(settings: FacadeSettings, ledger: LedgerClient) -> Starlette:
     prefix = settings.path_prefix.rstrip("/")
-    document = openapi.document(prefix)
+    document = schema.openapi_document(prefix)
 
     async def openapi_json(request: Request) -> Response:
         return JSONResponse(document)

@@ -17,12 +17,12 @@ from starlette.responses import JSONResponse, Response
 
 from protos.ledger.v1 import ledger_pb2 as pb
 
-from . import codes, metrics, security, validation
+from . import codes, metrics, schema, security, validation
 from .codes import Code
 from .envelope import Answer, render
 from .ledger_client import LedgerClient, field_params
 from .settings import FacadeSettings
-from .validation import INT32_MAX, INT32_MIN, INT64_MAX, Headers, Shape
+from .validation import OPERATION_TYPES, Headers, Shape
 
 log = logging.getLogger(__name__)
 
@@ -134,14 +134,14 @@ async def _read_body(request: Request, limit: int) -> bytes:
 
 @webhook("get-user-amount")
 async def get_user_amount(call: Call) -> Result:
-    shape = Shape(call.body)
+    shape = Shape(schema.QueryBody, call.body)
     request = pb.GetBalanceRequest(
         account=pb.AccountKey(
             company_id=call.headers.company_id,
-            customer=shape.text("thirdServerCode", "customer"),
-            currency=shape.text("currency", "currency"),
+            customer=shape.text("thirdServerCode"),
+            currency=shape.text("currency"),
         ),
-        user_name=shape.text("userName", "user_name"),
+        user_name=shape.text("userName"),
     )
     if shape.error is not None:  # a query moves no money: nothing to record
         raise Answer(codes.INVALID_PARAMETER, *field_params(shape.error.field))
@@ -162,33 +162,33 @@ async def get_user_amount(call: Call) -> Result:
 
 @webhook("external-system-credit-limit-adjustment")
 async def execute(call: Call) -> Result:
-    shape = Shape(call.body)
+    shape = Shape(schema.ExecuteBody, call.body)
+    operation_type = shape.get("operationType")
     request = pb.AdjustRequest(
         account=pb.AccountKey(
             company_id=call.headers.company_id,
-            customer=shape.text("thirdServerCode", "customer"),
-            currency=shape.text("currency", "currency"),
+            customer=shape.text("thirdServerCode"),
+            currency=shape.text("currency"),
         ),
-        request_unique_no=shape.text("requestUniqueNo", "request_unique_no"),
-        user_name=shape.text("userName", "user_name"),
-        operation_type=shape.operation_type(),
-        amount=shape.text("amount", "amount"),
-        amount_digits=shape.integer("amountDigits", "amount_digits", INT32_MIN, INT32_MAX),
-        biz_type=shape.integer("bizType", "biz_type", INT32_MIN, INT32_MAX),
-        order_id=shape.integer("orderId", "order_id", 0, INT64_MAX),
-        request_time_ms=shape.optional_integer("requestTime", 0, INT64_MAX),
-        client_ip=shape.free_text("ip"),
+        request_unique_no=shape.text("requestUniqueNo"),
+        user_name=shape.text("userName"),
+        operation_type=OPERATION_TYPES.get(operation_type, pb.OPERATION_TYPE_UNSPECIFIED),
+        amount=shape.text("amount"),
+        amount_digits=shape.integer("amountDigits"),
+        biz_type=shape.integer("bizType"),
+        order_id=shape.integer("orderId"),
+        request_time_ms=shape.integer("requestTime"),
+        client_ip=shape.text("ip"),
         metadata=shape.metadata(),
         header_timestamp_ms=call.headers.timestamp or 0,
+        notes=shape.notes,
     )
     if shape.error is not None:
         request.input_error.CopyFrom(shape.error)
-    request.notes.extend(shape.notes)
     call.log_fields["request_unique_no"] = request.request_unique_no[:48]
     answer = await call.ledger.adjust(request, call.headers.trace, call.ledger_timeout())
     if answer.outcome == pb.OUTCOME_APPLIED and not answer.replayed:
-        operation = pb.OperationType.Name(request.operation_type).removeprefix("OPERATION_TYPE_")
-        metrics.money_moved(request.account.currency, operation, answer.applied_amount)
+        metrics.money_moved(request.account.currency, str(operation_type), answer.applied_amount)
     return (
         codes.CODE_OF_OUTCOME[answer.outcome],
         field_params(answer.conflict_field or answer.refused_field),
@@ -199,25 +199,25 @@ async def execute(call: Call) -> Result:
 @webhook("cancel-external-system-credit-limit-adjustment")
 async def cancel(call: Call) -> Result:
     """Every field but the target's identity is only recorded: a cancel is
-    never refused for a field the reversal does not use (so shape.error,
-    which only the identity fields can set, is left to the ledger to judge)."""
-    shape = Shape(call.body)
+    never refused for a field the reversal does not use (the ledger judges
+    the identity, so shape.error is not consulted here)."""
+    shape = Shape(schema.CancelBody, call.body)
     request = pb.CancelAdjustmentRequest(
         account=pb.AccountKey(
             company_id=call.headers.company_id,
-            customer=shape.text("thirdServerCode", "customer"),
-            currency=shape.free_text("currency"),
+            customer=shape.text("thirdServerCode"),
+            currency=shape.text("currency"),
         ),
-        reverse_request_unique_no=shape.text("reverseRequestUniqueNo", "reverse_request_unique_no"),
-        request_unique_no=shape.free_text("requestUniqueNo"),
-        user_name=shape.free_text("userName"),
-        amount=shape.free_text("amount"),
-        amount_digits=shape.optional_integer("amountDigits", INT32_MIN, INT32_MAX),
-        biz_type=shape.optional_integer("bizType", INT32_MIN, INT32_MAX),
-        order_id=shape.optional_integer("orderId", 0, INT64_MAX),
-        request_time_ms=shape.optional_integer("requestTime", 0, INT64_MAX),
-        client_ip=shape.free_text("ip"),
-        cancel_remark=shape.free_text("cancelRemark"),
+        reverse_request_unique_no=shape.text("reverseRequestUniqueNo"),
+        request_unique_no=shape.text("requestUniqueNo"),
+        user_name=shape.text("userName"),
+        amount=shape.text("amount"),
+        amount_digits=shape.integer("amountDigits"),
+        biz_type=shape.integer("bizType"),
+        order_id=shape.integer("orderId"),
+        request_time_ms=shape.integer("requestTime"),
+        client_ip=shape.text("ip"),
+        cancel_remark=shape.text("cancelRemark"),
         metadata=shape.metadata(),
         header_timestamp_ms=call.headers.timestamp or 0,
         notes=shape.notes,

@@ -17,6 +17,7 @@ from protos.ledger.v1 import ledger_pb2_grpc
 
 from . import codes, metrics
 from .envelope import Answer
+from .schema import TRADEBOSS_FIELD
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -94,24 +95,8 @@ def _answer_for(error: grpc.aio.AioRpcError) -> Answer:
     return Answer(codes.INTERNAL_ERROR)
 
 
-_FIELD_NAMES = {
-    "customer": "thirdServerCode",
-    "user_name": "userName",
-    "request_unique_no": "requestUniqueNo",
-    "reverse_request_unique_no": "reverseRequestUniqueNo",
-    "amount_digits": "amountDigits",
-    "operation_type": "operationType",
-    "client_ip": "ip",
-    "cancel_remark": "cancelRemark",
-    "company_id": "companyId",
-    "order_id": "orderId",
-    "biz_type": "bizType",
-    "request_time_ms": "requestTime",
-    # The number is known as another kind of request (an execute's as a cancel's).
-    "kind": "requestUniqueNo",
-}
-
-
 def field_params(field: str) -> tuple[str, ...]:
     """msgParams for a ledger field: TradeBoss's name for it."""
-    return (_FIELD_NAMES.get(field, field),) if field else ()
+    if field == "kind":  # the number is known as another kind of request
+        return ("requestUniqueNo",)
+    return (TRADEBOSS_FIELD.get(field, field),) if field else ()

@@ -3,9 +3,7 @@ shape only. Money rules (amount syntax, signs, scale, limits) are the
 ledger's; a field that cannot take its proto shape is sent to the ledger as an
 InputError, so an identifiable execute is still recorded with its refusal.
 
-Tolerance (README, "Webhook rules"): integers as JSON integers or strings of
-ASCII digits within int64; free text as any string (empty, control
-characters); metadata as any JSON value, kept as its compact JSON text.
+Tolerance (README, "Webhook rules") is declared once, in schema.py.
 """
 
 from __future__ import annotations
@@ -17,14 +15,13 @@ from typing import Any
 
 from protos.ledger.v1 import ledger_pb2 as pb
 
-from . import codes
+from . import codes, schema
 from .envelope import Answer
 
 MAX_TRACE = 128
 _DIGITS = re.compile(r"[0-9]{1,19}", re.ASCII)
 _POSITIVE_INTEGER = re.compile(r"[1-9][0-9]{0,18}", re.ASCII)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 INT64_MAX = 2**63 - 1
 
 OPERATION_TYPES = {
@@ -94,82 +91,35 @@ def _refuse_constant(name: str) -> None:
 
 @dataclass
 class Shape:
-    """Reads one webhook body into proto field values. The first field that
-    cannot take its shape is kept as `error` (for an execute, the ledger
-    records the refusal); optional fields that cannot be used are noted."""
+    """Reads one webhook body by its declaration (schema.py). A required field
+    that fails is kept as `error` (for an execute, the ledger records the
+    refusal); an optional one that fails is noted and left out."""
 
+    model: type[schema.WebhookBody]
     body: dict[str, Any]
     error: pb.InputError | None = None
     notes: list[str] = field(default_factory=list)
 
-    def _fail(self, proto_field: str, message: str) -> None:
-        if self.error is None:
-            self.error = pb.InputError(field=proto_field, message=message)
-
-    def text(self, name: str, proto_field: str) -> str:
-        """A required string, as sent (its length and content are the ledger's rules)."""
-        value = self.body.get(name)
-        if isinstance(value, str):
+    def get(self, name: str) -> Any:
+        value, problem = schema.read_field(self.model, self.body, name)
+        if problem is None:
             return value
-        self._fail(
-            proto_field, f"{name} is required" if value is None else f"{name} must be a string"
-        )
-        return ""
+        if self.model.model_fields[name].is_required():
+            if self.error is None:
+                self.error = pb.InputError(field=schema.PROTO_FIELD[name], message=problem)
+        else:
+            self.notes.append(f"{problem} (sent {schema.compact_json(self.body[name])[:60]})")
+        return None
 
-    def integer(self, name: str, proto_field: str, minimum: int, maximum: int) -> int:
-        """A required integer: a JSON integer or a string of ASCII digits."""
-        value = self.body.get(name)
-        number = _integer(value)
-        if number is not None and minimum <= number <= maximum:
-            return number
-        self._fail(
-            proto_field,
-            f"{name} is required"
-            if value is None
-            else f"{name} must be an integer from {minimum} to {maximum}",
-        )
-        return 0
+    def text(self, name: str) -> str:
+        return str(self.get(name) or "")
 
-    def optional_integer(self, name: str, minimum: int, maximum: int) -> int:
-        """An integer the ledger only records: unusable is noted, never refused."""
-        value = self.body.get(name)
-        number = _integer(value)
-        if number is not None and minimum <= number <= maximum:
-            return number
-        if value is not None:
-            self.notes.append(f"{name} unusable: {_compact(value)[:60]}")
-        return 0
-
-    def operation_type(self) -> pb.OperationType.ValueType:
-        value = self.body.get("operationType")
-        if isinstance(value, str) and value in OPERATION_TYPES:
-            return OPERATION_TYPES[value]
-        self._fail("operation_type", "operationType must be one of " + ", ".join(OPERATION_TYPES))
-        return pb.OPERATION_TYPE_UNSPECIFIED
-
-    def free_text(self, name: str) -> str:
-        """Any string as sent; another JSON value as its compact JSON text (noted)."""
-        value = self.body.get(name)
-        if value is None or isinstance(value, str):
-            return value or ""
-        self.notes.append(f"{name} was a JSON {type(value).__name__}, kept as its JSON text")
-        return _compact(value)
+    def integer(self, name: str) -> int:
+        return int(self.get(name) or 0)
 
     def metadata(self) -> str:
         """Any JSON value: a string as sent, anything else as its compact JSON text."""
-        value = self.body.get("metadata")
-        if value is None or isinstance(value, str):
-            return value or ""
-        return _compact(value)
-
-
-def _integer(value: object) -> int | None:
-    if type(value) is int:
-        return value
-    if isinstance(value, str) and _DIGITS.fullmatch(value):
-        return int(value)
-    return None  # floats, booleans, signs, spaces, other strings
-
-
-def _compact(value: object) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        value = self.get("metadata")
+        return (
+            value if isinstance(value, str) else "" if value is None else schema.compact_json(value)
+        )

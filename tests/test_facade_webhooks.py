@@ -169,12 +169,22 @@ async def test_own_openapi_document_lists_paths_and_codes(facade):
         "/external-system-credit-limit-adjustment",
         "/cancel-external-system-credit-limit-adjustment",
     }
-    schema = document["paths"][EXECUTE]["post"]["responses"]["200"]["content"]["application/json"][
+    answer = document["paths"][EXECUTE]["post"]["responses"]["200"]["content"]["application/json"][
         "schema"
-    ]
+    ]["$ref"]
+    envelope = document["components"]["schemas"][answer.rsplit("/", 1)[1]]
     assert {"0", "US_0000001", "US_0000002", "LW_4001", "LW_5002"} <= set(
-        schema["properties"]["code"]["enum"]
+        envelope["properties"]["code"]["enum"]
     )
+    # Derived from the one declaration of each body: the lawful variants show.
+    execute = document["components"]["schemas"]["ExecuteBody"]
+    assert {"type": "string", "pattern": "^[0-9]{1,19}$"} in execute["properties"]["orderId"][
+        "anyOf"
+    ]
+    assert set(document["components"]["schemas"]["CancelBody"]["required"]) == {
+        "thirdServerCode",
+        "reverseRequestUniqueNo",
+    }
 
 
 async def test_health_and_readiness(facade):

@@ -14,7 +14,7 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.config import SchemathesisConfig
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
-from http_facade import openapi
+from http_facade import schema as webhook_schema
 
 from .tradeboss import ENVELOPE_FIELDS
 
@@ -25,12 +25,12 @@ CONFIG = SchemathesisConfig.from_dict(
 
 # The document the facade serves at /openapi.json (the first test checks that
 # the served one is this one; loading it here lets pytest collect the cases).
-schema = schemathesis.openapi.from_dict(openapi.document(), config=CONFIG)
+schema = schemathesis.openapi.from_dict(webhook_schema.openapi_document(), config=CONFIG)
 
 
 def test_the_schema_is_the_one_the_facade_serves(facade):
     served = httpx.get(facade.url + "/openapi.json").json()
-    assert served == json.loads(json.dumps(openapi.document()))
+    assert served == json.loads(json.dumps(webhook_schema.openapi_document()))
 
 
 def envelope_always_complete(response) -> None:
