@@ -4,10 +4,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PROTO_SRC := $(wildcard protos/ledger/v1/*.proto)
-PROTO_GEN := protos/ledger/v1/ledger_pb2.py protos/ledger/v1/ledger_pb2_grpc.py
+# The stubs go into the client package (ledger_client/generated), never edited by hand.
+GEN_DIR   := ledger_client/generated
+PROTO_GEN := $(GEN_DIR)/ledger/v1/ledger_pb2.py $(GEN_DIR)/ledger/v1/ledger_pb2_grpc.py
 # grpcio-tools makes the code; mypy-protobuf makes precise type stubs (.pyi).
-PROTOC := $(BIN)/python -m grpc_tools.protoc -Iprotos=protos --python_out=. --grpc_python_out=. \
-	--plugin=protoc-gen-mypy=$(BIN)/protoc-gen-mypy --mypy_out=. $(PROTO_SRC)
+PROTOC := $(BIN)/python -m grpc_tools.protoc -I$(GEN_DIR)=protos --python_out=. --grpc_python_out=. \
+	--plugin=protoc-gen-mypy=$(BIN)/protoc-gen-mypy --mypy_out=. $(patsubst protos/%,$(GEN_DIR)/%,$(PROTO_SRC))
 
 .DEFAULT_GOAL := help
 .PHONY: help install proto run test soak lint typecheck clean bench
@@ -44,11 +46,11 @@ soak: install ## The model-based test at length (LEDGER_SOAK=1: hundreds of rand
 lint: install ## ruff, mypy and buf lint
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy ledger_service http_facade
+	$(BIN)/mypy ledger_service http_facade ledger_client
 	$(BIN)/buf lint
 
 clean: ## Remove the virtualenv, generated code and local data
-	rm -rf $(VENV) .ledger $(PROTO_GEN) protos/ledger/v1/ledger_pb2.pyi
+	rm -rf $(VENV) .ledger $(GEN_DIR)
 
 bench: install ## Benchmark the whole system against pgbench on the same PostgreSQL (BENCH_ARGS=--quick)
 	$(BIN)/python -m bench $(BENCH_ARGS)

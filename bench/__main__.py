@@ -56,11 +56,10 @@ def _flags(argv: list[str] | None) -> argparse.Namespace:
 async def _open_accounts(target: str, count: int) -> None:
     import grpc
 
-    from protos.ledger.v1 import ledger_pb2 as pb
-    from protos.ledger.v1 import ledger_pb2_grpc
+    from ledger_client import pb, pb_grpc
 
     async with grpc.aio.insecure_channel(target) as channel:
-        stub = ledger_pb2_grpc.LedgerServiceStub(channel)
+        stub = pb_grpc.LedgerServiceStub(channel)
         queue = iter(range(1, count + 1))
 
         async def worker() -> None:
@@ -167,11 +166,10 @@ async def _verify(stack: Stack, scenarios: list[Scenario]) -> dict[str, Any]:
     import asyncpg
     import grpc
 
-    from protos.ledger.v1 import ledger_pb2 as pb
-    from protos.ledger.v1 import ledger_pb2_grpc
+    from ledger_client import pb, pb_grpc
 
     async with grpc.aio.insecure_channel(stack.ledger_targets[0]) as channel:
-        stub = ledger_pb2_grpc.LedgerServiceStub(channel)
+        stub = pb_grpc.LedgerServiceStub(channel)
         summary = pb.ReconcileSummary()
         discrepancies = []
         async for item in stub.Reconcile(pb.ReconcileRequest()):

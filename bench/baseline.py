@@ -12,33 +12,21 @@ from ledger_service import embedded_pg
 
 from .stats import Scenario, summarize
 
-# The statements the ledger runs for one OPEN_POSITION, in one transaction:
-# lock the wallet, look up the request number, move the balance and append
-# the journal entry (one statement), record the request.
+# Exactly what the ledger sends for one OPEN_POSITION (adjustments.py): one
+# call of ledger_adjust with the same arguments, one transaction, one round
+# trip. This is the honest per-request ceiling: no design that spends one
+# PostgreSQL transaction per request can beat it.
 ADJUSTMENT_SQL = """
 \\set aid random(1, :accounts)
 \\set r random(1, 9000000000000000000)
-BEGIN;
-SELECT digits, coalesce(user_name, '') AS user_name, balance FROM accounts
-  WHERE company_id = 1 AND customer = 'b-' || :aid AND currency = 'USD' FOR UPDATE;
-SELECT request_unique_no FROM requests
-  WHERE company_id = 1 AND customer = 'b-' || :aid AND request_unique_no = 'pgb-' || :r;
-WITH moved AS (
-  UPDATE accounts SET balance = balance - 0.01, entry_count = entry_count + 1
-  WHERE company_id = 1 AND customer = 'b-' || :aid AND currency = 'USD'
-  RETURNING balance, entry_count)
-INSERT INTO journal_entries (company_id, customer, currency, entry_no, amount, balance_after,
-                             cause, request_unique_no, operation_type, trace_id)
-SELECT 1, 'b-' || :aid, 'USD', entry_count, -0.01, balance, 'adjustment', 'pgb-' || :r,
-       'OPEN_POSITION', '' FROM moved
-RETURNING balance_after \\gset
-INSERT INTO requests (company_id, customer, request_unique_no, kind, currency, outcome,
-                      user_name, operation_type, amount, amount_digits, biz_type, order_id,
-                      request_time_ms, client_ip, metadata, applied_amount, balance_after,
-                      trace_id)
-VALUES (1, 'b-' || :aid, 'pgb-' || :r, 'adjustment', 'USD', 'APPLIED', 'u-' || :aid,
-        'OPEN_POSITION', 0.01, 2, 1, 1, 0, '127.0.0.1', '', -0.01, :balance_after, '');
-END;
+SELECT * FROM ledger_adjust(
+    p_company_id => 1, p_customer => 'b-' || :aid, p_request_unique_no => 'pgb-' || :r,
+    p_currency => 'USD', p_user_name => 'u-' || :aid, p_operation_type => 'OPEN_POSITION',
+    p_amount => 0.01, p_amount_as_sent => '0.01', p_amount_digits => 2, p_biz_type => 1,
+    p_order_id => 1, p_request_time_ms => 0, p_client_ip => '127.0.0.1', p_metadata => '',
+    p_header_timestamp_ms => NULL, p_input_notes => NULL, p_refusal => NULL,
+    p_refused_field => NULL, p_delta => -0.01, p_may_overdraw => false,
+    p_overtrading_policy => NULL, p_balance_limit => 10000000000000000000, p_trace_id => '');
 """
 
 _TPS = re.compile(r"tps = ([0-9.]+) \(without initial connection time\)")

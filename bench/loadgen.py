@@ -57,11 +57,10 @@ def _numbers(prefix: str) -> Callable[[], str]:
 async def grpc_traffic(settings: dict[str, Any], tally: Tally) -> Callable[[], Awaitable[None]]:
     import grpc
 
-    from protos.ledger.v1 import ledger_pb2 as pb
-    from protos.ledger.v1 import ledger_pb2_grpc
+    from ledger_client import pb, pb_grpc
 
     channel = grpc.aio.insecure_channel(settings["target"])
-    stub = ledger_pb2_grpc.LedgerServiceStub(channel)
+    stub = pb_grpc.LedgerServiceStub(channel)
     accounts = Accounts(settings["accounts"], settings["hot_accounts"], settings["hot_share"])
     number = _numbers(settings["prefix"])
     operations = (pb.OPERATION_TYPE_OPEN_POSITION, pb.OPERATION_TYPE_NORMAL_CLOSE)

@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ledger_service.client import ChannelSecurity
+from ledger_client import ChannelSecurity
 
 from . import handlers, schema
 from .ledger_client import LedgerClient

@@ -10,7 +10,7 @@ from typing import Any
 
 import uvicorn
 
-from ledger_service import logs
+from ledger_client import logs
 
 from .app import create_app, ledger_client_for
 from .settings import FacadeSettings, add_flags

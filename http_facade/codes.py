@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from protos.ledger.v1 import ledger_pb2 as pb
+from ledger_client import pb
 
 
 @dataclass(frozen=True)

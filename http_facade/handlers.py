@@ -15,7 +15,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from protos.ledger.v1 import ledger_pb2 as pb
+from ledger_client import pb
 
 from . import codes, metrics, schema, security, validation
 from .codes import Code

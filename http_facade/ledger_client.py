@@ -9,11 +9,8 @@ from typing import TypeVar
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_status import rpc_status
 
-from ledger_service.client import ChannelSecurity, open_channel
-from protos.ledger.v1 import ledger_pb2 as pb
-from protos.ledger.v1 import ledger_pb2_grpc
+from ledger_client import ChannelSecurity, error_detail, open_channel, pb, pb_grpc
 
 from . import codes, metrics
 from .envelope import Answer
@@ -33,7 +30,7 @@ class LedgerClient:
     async def open(self) -> None:
         """Open the one channel, inside the serving event loop."""
         self._channel = open_channel(self.target, self._security)
-        self._stub = ledger_pb2_grpc.LedgerServiceStub(self._channel)
+        self._stub = pb_grpc.LedgerServiceStub(self._channel)
         self._health = health_pb2_grpc.HealthStub(self._channel)
 
     async def close(self) -> None:
@@ -77,15 +74,12 @@ class LedgerClient:
 def _answer_for(error: grpc.aio.AioRpcError) -> Answer:
     """The ledger's ErrorDetail names the outcome; without one, the status code
     says whether the ledger was unreachable or too slow."""
-    status = rpc_status.from_call(error)
-    if status is not None:
-        for packed in status.details:
-            detail = pb.ErrorDetail()
-            if packed.Unpack(detail):
-                code = codes.CODE_OF_OUTCOME.get(detail.outcome, codes.INTERNAL_ERROR)
-                if detail.outcome == pb.OUTCOME_DEADLINE_EXCEEDED:
-                    metrics.LEDGER_DEADLINE_EXPIRIES.inc()
-                return Answer(code, *field_params(detail.field))
+    detail = error_detail(error)
+    if detail is not None:
+        code = codes.CODE_OF_OUTCOME.get(detail.outcome, codes.INTERNAL_ERROR)
+        if detail.outcome == pb.OUTCOME_DEADLINE_EXCEEDED:
+            metrics.LEDGER_DEADLINE_EXPIRIES.inc()
+        return Answer(code, *field_params(detail.field))
     if error.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
         metrics.LEDGER_DEADLINE_EXPIRIES.inc()
         return Answer(codes.LEDGER_TIMEOUT)

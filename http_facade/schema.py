@@ -157,12 +157,14 @@ def read_field(model: type[WebhookBody], body: dict[str, Any], name: str) -> tup
 
 
 class BalanceData(BaseModel):
-    userName: str
-    currency: str
-    amount: str = Field(description="Exactly amountDigits fractional digits.")
-    amountDigits: int
-    user_name: str = Field(description="TradeBoss's example reads snake_case: sent too.")
-    amount_digits: int
+    """Filled on success; `{}` with any other code."""
+
+    userName: str = ""
+    currency: str = ""
+    amount: str = Field(default="", description="Exactly amountDigits fractional digits.")
+    amountDigits: int = 0
+    user_name: str = Field(default="", description="TradeBoss's example reads snake_case too.")
+    amount_digits: int = 0
 
 
 class EmptyData(BaseModel):

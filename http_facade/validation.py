@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from protos.ledger.v1 import ledger_pb2 as pb
+from ledger_client import pb
 
 from . import codes, schema
 from .envelope import Answer

@@ -6,7 +6,9 @@ import argparse
 import asyncio
 import sys
 
-from . import logs, server
+from ledger_client import logs
+
+from . import server
 from .settings import Settings, add_flags
 
 

@@ -20,10 +20,7 @@ from typing import Any
 import grpc
 from grpc_status import rpc_status
 
-from protos.ledger.v1 import ledger_pb2 as pb
-from protos.ledger.v1 import ledger_pb2_grpc
-
-from .client import ChannelSecurity, open_channel
+from ledger_client import ChannelSecurity, open_channel, pb, pb_grpc
 
 _OK_OUTCOMES = {pb.OUTCOME_APPLIED, pb.OUTCOME_UNSPECIFIED}
 Command = Callable[[Any, argparse.Namespace], Awaitable[str]]
@@ -395,7 +392,7 @@ def _security(flags: argparse.Namespace) -> ChannelSecurity:
 
 async def _run(flags: argparse.Namespace, security: ChannelSecurity) -> int:
     async with open_channel(flags.target, security) as channel:
-        stub = ledger_pb2_grpc.LedgerServiceStub(channel)
+        stub = pb_grpc.LedgerServiceStub(channel)
         try:
             text = await flags.run(stub, flags)
             if text:

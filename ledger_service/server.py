@@ -11,14 +11,14 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from protos.ledger.v1 import ledger_pb2, ledger_pb2_grpc
+from ledger_client import pb, pb_grpc
 
 from . import database, embedded_pg, metrics, migrations, security, sql_functions
 from .servicer import LedgerServicer
 from .settings import Settings
 
 log = logging.getLogger(__name__)
-SERVICE_NAME = ledger_pb2.DESCRIPTOR.services_by_name["LedgerService"].full_name
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["LedgerService"].full_name
 
 
 def database_url(settings: Settings) -> str:
@@ -49,7 +49,7 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
     server = grpc.aio.server(
         interceptors=[security.BearerTokenInterceptor(tokens)] if tokens.enabled else None
     )
-    ledger_pb2_grpc.add_LedgerServiceServicer_to_server(LedgerServicer(pool, settings), server)
+    pb_grpc.add_LedgerServiceServicer_to_server(LedgerServicer(pool, settings), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(

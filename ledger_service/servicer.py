@@ -20,8 +20,7 @@ from google.protobuf import any_pb2, timestamp_pb2
 from google.rpc import status_pb2
 from grpc_status import rpc_status
 
-from protos.ledger.v1 import ledger_pb2 as pb
-from protos.ledger.v1 import ledger_pb2_grpc
+from ledger_client import pb, pb_grpc
 
 from . import (
     accounts,
@@ -86,7 +85,7 @@ def error_status(error: LedgerError) -> grpc.Status:
     return rpc_status.to_status(status)
 
 
-class LedgerServicer(ledger_pb2_grpc.LedgerServiceServicer):
+class LedgerServicer(pb_grpc.LedgerServiceServicer):
     def __init__(self, pool: asyncpg.Pool, settings: Settings) -> None:
         self._pool = pool
         self._settings = settings

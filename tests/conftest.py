@@ -29,9 +29,8 @@ import pytest
 import pytest_asyncio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from ledger_client import pb, pb_grpc
 from ledger_service import embedded_pg, reconciliation
-from protos.ledger.v1 import ledger_pb2 as pb
-from protos.ledger.v1 import ledger_pb2_grpc
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -256,9 +255,9 @@ async def ledger_server(ledger_factory: Callable[..., LedgerProcess]) -> LedgerP
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def ledger_stub(
     ledger_server: LedgerProcess,
-) -> AsyncIterator[ledger_pb2_grpc.LedgerServiceStub]:
+) -> AsyncIterator[pb_grpc.LedgerServiceStub]:
     async with grpc.aio.insecure_channel(ledger_server.target) as channel:
-        yield ledger_pb2_grpc.LedgerServiceStub(channel)
+        yield pb_grpc.LedgerServiceStub(channel)
 
 
 # --- Wallets -----------------------------------------------------------------
@@ -287,7 +286,7 @@ def unique(prefix: str) -> str:
 
 
 async def make_wallet(
-    stub: ledger_pb2_grpc.LedgerServiceStub,
+    stub: pb_grpc.LedgerServiceStub,
     balance: str = "100.00",
     digits: int = 2,
     currency: str = "USD",
@@ -305,7 +304,7 @@ async def make_wallet(
 
 
 @pytest.fixture
-def open_wallet(ledger_stub: ledger_pb2_grpc.LedgerServiceStub) -> WalletFactory:
+def open_wallet(ledger_stub: pb_grpc.LedgerServiceStub) -> WalletFactory:
     """`await open_wallet(balance="100.00", digits=2, currency="USD", company_id=1)`:
     a new wallet (unique customer) funded with balance."""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import grpc
 from grpc_status import rpc_status
 
-from protos.ledger.v1 import ledger_pb2 as pb
+from ledger_client import pb
 
 from .conftest import Wallet, unique
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from protos.ledger.v1 import ledger_pb2 as pb
+from ledger_client import pb
 
 from .conftest import Wallet, assert_books_balance, unique
 from .ledger_calls import error_detail

@@ -8,8 +8,7 @@ from decimal import Decimal
 import grpc
 import pytest
 
-from protos.ledger.v1 import ledger_pb2 as pb
-from protos.ledger.v1 import ledger_pb2_grpc
+from ledger_client import pb, pb_grpc
 
 from .conftest import LedgerProcess, assert_books_balance, make_wallet, unique
 from .ledger_calls import CLOSE, OPEN, OVERTRADE, adjust_request, balance_of, error_detail
@@ -76,7 +75,7 @@ async def test_abnormal_overtrading_policy_ignore_records_without_moving(ledger_
     try:
         await ledger.wait_ready()
         async with grpc.aio.insecure_channel(ledger.target) as channel:
-            stub = ledger_pb2_grpc.LedgerServiceStub(channel)
+            stub = pb_grpc.LedgerServiceStub(channel)
             wallet = await make_wallet(stub, balance="5.00")
             request = adjust_request(wallet, "-12.34", OVERTRADE)
             answer = await stub.Adjust(request)

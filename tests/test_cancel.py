@@ -7,7 +7,7 @@ import asyncio
 import grpc
 import pytest
 
-from protos.ledger.v1 import ledger_pb2 as pb
+from ledger_client import pb
 
 from .conftest import assert_books_balance, unique
 from .ledger_calls import OPEN, OVERTRADE, adjust_request, balance_of, cancel_request, error_detail

@@ -8,8 +8,7 @@ from decimal import Decimal
 
 import grpc
 
-from protos.ledger.v1 import ledger_pb2 as pb
-from protos.ledger.v1 import ledger_pb2_grpc
+from ledger_client import pb, pb_grpc
 
 from .conftest import LedgerProcess, assert_books_balance, make_wallet
 from .ledger_calls import OPEN, adjust_request, cancel_request
@@ -20,7 +19,7 @@ async def test_sigkill_under_load_then_restart_keeps_the_books(ledger_factory, d
     ledger.start()
     await ledger.wait_ready()
     async with grpc.aio.insecure_channel(ledger.target) as channel:
-        stub = ledger_pb2_grpc.LedgerServiceStub(channel)
+        stub = pb_grpc.LedgerServiceStub(channel)
         wallets = [await make_wallet(stub, balance="1000.00") for _ in range(8)]
         requests = [adjust_request(random.choice(wallets), "1.00", OPEN) for _ in range(600)]
         answers: dict[str, int] = {}
@@ -46,7 +45,7 @@ async def test_sigkill_under_load_then_restart_keeps_the_books(ledger_factory, d
     await assert_books_balance(db)
 
     async with grpc.aio.insecure_channel(ledger.target) as channel:
-        stub = ledger_pb2_grpc.LedgerServiceStub(channel)
+        stub = pb_grpc.LedgerServiceStub(channel)
         # What got an answer is in the ledger, exactly as answered.
         for request in requests:
             number = request.request_unique_no

@@ -9,8 +9,7 @@ from decimal import Decimal
 import asyncpg
 import grpc
 
-from protos.ledger.v1 import ledger_pb2 as pb
-from protos.ledger.v1 import ledger_pb2_grpc
+from ledger_client import pb, pb_grpc
 
 from .conftest import EmbeddedPostgres, LedgerProcess, assert_books_balance, make_wallet
 from .ledger_calls import OPEN, adjust_request, cancel_request, error_detail
@@ -27,7 +26,7 @@ async def test_database_restart_under_load(ledger_factory, own_postgres: Embedde
     sent: list[pb.AdjustRequest] = []
     stop_load = asyncio.Event()
     async with grpc.aio.insecure_channel(ledger.target) as channel:
-        stub = ledger_pb2_grpc.LedgerServiceStub(channel)
+        stub = pb_grpc.LedgerServiceStub(channel)
         wallet = await make_wallet(stub, balance="10000.00")
 
         async def client() -> None:

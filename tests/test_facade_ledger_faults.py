@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from protos.ledger.v1 import ledger_pb2 as pb
+from ledger_client import pb
 
 from .conftest import FacadeProcess, LedgerProcess, assert_books_balance, free_port
 from .ledger_calls import balance_of

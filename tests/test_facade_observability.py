@@ -8,7 +8,7 @@ import grpc
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from protos.ledger.v1 import ledger_pb2_grpc
+from ledger_client import pb_grpc
 
 from .conftest import FacadeProcess, LedgerProcess, make_wallet, unique
 from .tradeboss import CANCEL, EXECUTE, TradeBoss
@@ -33,7 +33,7 @@ async def test_metrics_and_one_trace_across_both_services(ledger_factory, facade
     try:
         async with grpc.aio.insecure_channel(ledger.target) as channel:
             wallet = await make_wallet(
-                ledger_pb2_grpc.LedgerServiceStub(channel), balance="100.00", currency="GBP"
+                pb_grpc.LedgerServiceStub(channel), balance="100.00", currency="GBP"
             )
         async with httpx.AsyncClient() as client:
             tradeboss = TradeBoss(facade.url, client)

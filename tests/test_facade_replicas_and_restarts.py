@@ -9,7 +9,7 @@ import asyncpg
 import grpc
 import httpx
 
-from protos.ledger.v1 import ledger_pb2_grpc
+from ledger_client import pb_grpc
 
 from .conftest import (
     EmbeddedPostgres,
@@ -79,7 +79,7 @@ async def test_postgres_restart_under_tradeboss_traffic(
     pool = await asyncpg.create_pool(own_postgres.url, min_size=1, max_size=2)
     try:
         async with grpc.aio.insecure_channel(ledger.target) as channel:
-            stub = ledger_pb2_grpc.LedgerServiceStub(channel)
+            stub = pb_grpc.LedgerServiceStub(channel)
             wallets = [await make_wallet(stub, balance="100.00") for _ in range(3)]
         simulation = asyncio.create_task(asyncio.to_thread(_simulate, facade.url, wallets, 6))
         await _until(lambda: _trades_recorded(pool, [w.customer for w in wallets]), 20)

@@ -8,7 +8,7 @@ import asyncio
 import httpx
 import pytest
 
-from protos.ledger.v1 import ledger_pb2 as pb
+from ledger_client import pb
 
 from .conftest import assert_books_balance, unique
 from .ledger_calls import balance_of

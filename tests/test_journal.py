@@ -8,8 +8,8 @@ import asyncpg
 import grpc
 import pytest
 
+from ledger_client import pb
 from ledger_service.statuses import MovementStatus
-from protos.ledger.v1 import ledger_pb2 as pb
 
 from .conftest import ROOT, unique
 from .ledger_calls import OPEN, adjust_request, error_detail

@@ -25,8 +25,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from protos.ledger.v1 import ledger_pb2 as pb
-from protos.ledger.v1 import ledger_pb2_grpc
+from ledger_client import pb, pb_grpc
 
 from .tradeboss import CANCEL, EXECUTE, QUERY, check_envelope
 
@@ -82,7 +81,7 @@ class TradeBossModel(RuleBasedStateMachine):
         super().__init__()
         self.http = httpx.Client(base_url=self.facade_url, timeout=10)
         self.channel = grpc.insecure_channel(self.ledger_target)
-        self.stub = ledger_pb2_grpc.LedgerServiceStub(self.channel)
+        self.stub = pb_grpc.LedgerServiceStub(self.channel)
         self.wallets: list[tuple[str, str]] = []  # (customer, userName)
         self.balances: list[Decimal] = []
         self.executes: dict[str, Execute] = {}

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ledger_client import pb
 from ledger_service import money
 from ledger_service.errors import LedgerError
 from ledger_service.money import OvertradingPolicy
-from protos.ledger.v1 import ledger_pb2 as pb
 
 
 @pytest.mark.parametrize(
@@ -191,4 +191,6 @@ def test_the_rules_import_no_generated_code():
             if isinstance(node, ast.Import)
             for alias in node.names
         ]
-        assert not [module for module in imported if module.startswith(("protos", "grpc"))], name
+        assert not [
+            module for module in imported if module.startswith(("ledger_client", "grpc"))
+        ], name

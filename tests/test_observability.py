@@ -9,7 +9,7 @@ import urllib.request
 import grpc
 from prometheus_client.parser import text_string_to_metric_families
 
-from protos.ledger.v1 import ledger_pb2_grpc
+from ledger_client import pb_grpc
 
 from .conftest import LedgerProcess, make_wallet, unique
 from .ledger_calls import CLOSE, OPEN, adjust_request, cancel_request
@@ -32,7 +32,7 @@ async def test_metrics_and_json_logs_follow_real_traffic(ledger_factory):
     trace = unique("trace")
     try:
         async with grpc.aio.insecure_channel(ledger.target) as channel:
-            stub = ledger_pb2_grpc.LedgerServiceStub(channel)
+            stub = pb_grpc.LedgerServiceStub(channel)
             wallet = await make_wallet(stub, balance="100.00", currency="EUR")
             meta = (("trace", trace),)
             debit = adjust_request(wallet, "10.00", OPEN)

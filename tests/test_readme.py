@@ -17,7 +17,7 @@ def test_readme_lists_every_answer_code():
 
 
 def test_every_ledger_outcome_has_exactly_one_code():
-    from protos.ledger.v1 import ledger_pb2 as pb
+    from ledger_client import pb
 
     outcomes = {value for value in pb.Outcome.values() if value != pb.OUTCOME_UNSPECIFIED}
     assert set(codes.CODE_OF_OUTCOME) == outcomes

@@ -7,8 +7,7 @@ import random
 
 import grpc
 
-from protos.ledger.v1 import ledger_pb2 as pb
-from protos.ledger.v1 import ledger_pb2_grpc
+from ledger_client import pb, pb_grpc
 
 from .conftest import LedgerProcess, assert_books_balance, make_wallet
 from .ledger_calls import CLOSE, OPEN, adjust_request, cancel_request
@@ -23,7 +22,7 @@ async def test_same_requests_through_two_replicas_apply_once(ledger_server, ledg
             grpc.aio.insecure_channel(ledger_server.target) as one,
             grpc.aio.insecure_channel(second.target) as two,
         ):
-            stubs = [ledger_pb2_grpc.LedgerServiceStub(one), ledger_pb2_grpc.LedgerServiceStub(two)]
+            stubs = [pb_grpc.LedgerServiceStub(one), pb_grpc.LedgerServiceStub(two)]
             wallets = [await make_wallet(stubs[0], balance="50.00") for _ in range(4)]
             executes = [
                 adjust_request(random.choice(wallets), "1.00", random.choice([OPEN, CLOSE]))

@@ -14,9 +14,7 @@ import pytest
 import trustme
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from ledger_service.client import ChannelSecurity, open_channel
-from protos.ledger.v1 import ledger_pb2 as pb
-from protos.ledger.v1 import ledger_pb2_grpc
+from ledger_client import ChannelSecurity, open_channel, pb, pb_grpc
 
 from .conftest import ROOT, LedgerProcess, unique
 from .tradeboss import QUERY, TradeBoss
@@ -77,7 +75,7 @@ def _security(
 
 async def _open_wallet(target: str, security: ChannelSecurity) -> pb.OpenAccountResponse:
     async with open_channel(target, security) as channel:
-        stub = ledger_pb2_grpc.LedgerServiceStub(channel)
+        stub = pb_grpc.LedgerServiceStub(channel)
         key = pb.AccountKey(company_id=1, customer=unique("tls"), currency="USD")
         return await stub.OpenAccount(pb.OpenAccountRequest(account=key, digits=2), timeout=5)
 

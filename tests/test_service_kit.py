@@ -15,9 +15,8 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
+from ledger_client import pb, pb_grpc
 from ledger_service import migrations
-from protos.ledger.v1 import ledger_pb2 as pb
-from protos.ledger.v1 import ledger_pb2_grpc
 
 from .conftest import ROOT, LedgerProcess, assert_books_balance, make_wallet, unique
 from .ledger_calls import OPEN, adjust_request
@@ -146,7 +145,7 @@ async def test_sigterm_drains_in_flight_calls_and_exits_zero(ledger_factory, db)
     ledger.start()
     await ledger.wait_ready()
     async with grpc.aio.insecure_channel(ledger.target) as channel:
-        stub = ledger_pb2_grpc.LedgerServiceStub(channel)
+        stub = pb_grpc.LedgerServiceStub(channel)
         wallet = await make_wallet(stub, balance="500.00")
         where = "company_id = $1 AND customer = $2 AND currency = $3"
         async with db.acquire() as blocker:
@@ -178,7 +177,7 @@ async def test_sigterm_drains_in_flight_calls_and_exits_zero(ledger_factory, db)
     ledger.start()
     await ledger.wait_ready()
     async with grpc.aio.insecure_channel(ledger.target) as channel:
-        stub = ledger_pb2_grpc.LedgerServiceStub(channel)
+        stub = pb_grpc.LedgerServiceStub(channel)
         balance = await stub.GetBalance(pb.GetBalanceRequest(account=wallet.key))
     assert balance.balance.amount == "480.00"
     assert ledger.terminate() == 0
@@ -206,7 +205,7 @@ async def _until_refused(ledger: LedgerProcess, within: float = 10.0) -> None:
     loop = asyncio.get_running_loop()
     give_up_at = loop.time() + within
     async with grpc.aio.insecure_channel(ledger.target) as channel:
-        stub = ledger_pb2_grpc.LedgerServiceStub(channel)
+        stub = pb_grpc.LedgerServiceStub(channel)
         while loop.time() < give_up_at:
             key = pb.AccountKey(company_id=1, customer="probe", currency="USD")
             try:

@@ -10,7 +10,7 @@ import sys
 import grpc
 import httpx
 
-from protos.ledger.v1 import ledger_pb2_grpc
+from ledger_client import pb_grpc
 
 from .conftest import ROOT, FacadeProcess, LedgerProcess, assert_books_balance, make_wallet
 
@@ -78,7 +78,7 @@ async def test_ledger_killed_and_restarted_under_tradeboss(ledger_factory, facad
     await facade.wait_ready(path="/readyz")
     try:
         async with grpc.aio.insecure_channel(ledger.target) as channel:
-            stub = ledger_pb2_grpc.LedgerServiceStub(channel)
+            stub = pb_grpc.LedgerServiceStub(channel)
             wallets = [await make_wallet(stub, balance="100.00") for _ in range(3)]
         simulation = asyncio.create_task(asyncio.to_thread(_simulate, facade.url, wallets, 6))
         customers = [wallet.customer for wallet in wallets]

@@ -70,3 +70,15 @@ def test_the_document_is_derived_from_the_declarations():
     assert set(schema.PROTO_FIELD) >= set(schema.ExecuteBody.model_fields) | set(
         schema.CancelBody.model_fields
     )
+
+
+def test_the_facade_depends_on_the_ledger_only_through_the_client_package():
+    import ast
+
+    from .conftest import ROOT
+
+    for path in (ROOT / "http_facade").glob("*.py"):
+        tree = ast.parse(path.read_text())
+        modules = [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
+        modules += [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+        assert not [m for m in modules if m.startswith("ledger_service")], path.name

@@ -3,7 +3,7 @@ to the ledger: plaintext or TLS, with or without client certificate and token.""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,26 +22,44 @@ class ChannelSecurity:
     token: str = ""
 
 
-class _BearerToken(grpc.aio.UnaryUnaryClientInterceptor):
+class _BearerToken(
+    grpc.aio.UnaryUnaryClientInterceptor,
+    grpc.aio.UnaryStreamClientInterceptor,
+    grpc.aio.StreamUnaryClientInterceptor,
+    grpc.aio.StreamStreamClientInterceptor,
+):
+    """Adds the token to every call, whatever its kind (streams included:
+    reconcile and export are server-streaming)."""
+
     def __init__(self, token: str) -> None:
         self._metadata = ("authorization", f"Bearer {token}")
 
-    async def intercept_unary_unary(
-        self,
-        continuation: Callable[[grpc.aio.ClientCallDetails, Any], Awaitable[Any]],
-        client_call_details: grpc.aio.ClientCallDetails,
-        request: Any,
-    ) -> Any:
-        metadata = grpc.aio.Metadata(*(client_call_details.metadata or ()))
+    def _with_token(self, details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
+        metadata = grpc.aio.Metadata(*(details.metadata or ()))
         metadata.add(*self._metadata)
-        details = grpc.aio.ClientCallDetails(
-            client_call_details.method,
-            client_call_details.timeout,
-            metadata,
-            client_call_details.credentials,
-            client_call_details.wait_for_ready,
+        return grpc.aio.ClientCallDetails(
+            details.method, details.timeout, metadata, details.credentials, details.wait_for_ready
         )
-        return await continuation(details, request)
+
+    async def intercept_unary_unary(
+        self, continuation: Callable[..., Any], client_call_details: Any, request: Any
+    ) -> Any:
+        return await continuation(self._with_token(client_call_details), request)
+
+    async def intercept_unary_stream(
+        self, continuation: Callable[..., Any], client_call_details: Any, request: Any
+    ) -> Any:
+        return await continuation(self._with_token(client_call_details), request)
+
+    async def intercept_stream_unary(
+        self, continuation: Callable[..., Any], client_call_details: Any, request_iterator: Any
+    ) -> Any:
+        return await continuation(self._with_token(client_call_details), request_iterator)
+
+    async def intercept_stream_stream(
+        self, continuation: Callable[..., Any], client_call_details: Any, request_iterator: Any
+    ) -> Any:
+        return await continuation(self._with_token(client_call_details), request_iterator)
 
 
 # A ledger that comes back is used again within a second or two, instead of
