@@ -137,7 +137,10 @@ async def adjust(
         )
     outcome = Outcome[status]
     if outcome == Outcome.APPLIED:
+        assert operation is not None
+        metrics.money_moved(key.currency, operation, delta)
         return AdjustResult(outcome, balance, delta, applied_policy)
+    metrics.REFUSALS_RECORDED.labels(outcome.name, row["refused_field"] or "").inc()
     return AdjustResult(
         outcome,
         balance,
@@ -253,6 +256,7 @@ async def cancel_adjustment(
     status = MovementStatus(row["status"])
     if status is MovementStatus.SEEN:
         seen = RequestRecord(**dict(row["seen"]))
+        metrics.CANCELS.labels(seen.outcome).inc()
         return CancelResult(seen.outcome_value, balance, seen.applied_amount, replayed=True)
     if status in _TARGET_FIELDS:
         field = _TARGET_FIELDS[status]
@@ -276,6 +280,11 @@ async def cancel_adjustment(
             command.amount,
             target_amount.copy_abs(),
         )
+    metrics.CANCELS.labels(status).inc()
+    if row["tombstone_written"]:
+        metrics.TOMBSTONES.inc()
+    if status is MovementStatus.REVERSED:
+        metrics.money_moved(key.currency, "reversal", row["reversed_amount"])
     return CancelResult(
         Outcome[status],
         balance,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from . import accounts, money, validation
+from . import accounts, metrics, money, validation
 from .database import fetch_one, run_transaction
 from .errors import LedgerError
 from .model import AccountKey, Balance, FundingResult
@@ -108,4 +108,5 @@ async def _fund(
         return FundingResult(seen.outcome_value, balance, replayed=True)
     if status is not MovementStatus.APPLIED:
         return FundingResult(Outcome[status], balance)
+    metrics.money_moved(key.currency, kind, amount)
     return FundingResult(Outcome.APPLIED, balance, amount=amount)

@@ -14,6 +14,7 @@ from grpc_reflection.v1alpha import reflection
 from ledger_client import pb, pb_grpc
 
 from . import database, embedded_pg, metrics, migrations, security, sql_functions
+from .interceptor import CallInterceptor
 from .servicer import LedgerServicer
 from .settings import Settings
 
@@ -46,9 +47,12 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
     credentials = security.server_credentials(
         settings.tls_cert, settings.tls_key, settings.tls_client_ca
     )
-    server = grpc.aio.server(
-        interceptors=[security.BearerTokenInterceptor(tokens)] if tokens.enabled else None
+    # The token check first: an unauthenticated call is refused before it is timed or logged.
+    interceptors: list[grpc.aio.ServerInterceptor] = (
+        [security.BearerTokenInterceptor(tokens)] if tokens.enabled else []
     )
+    interceptors.append(CallInterceptor(settings.default_deadline))
+    server = grpc.aio.server(interceptors=interceptors)
     pb_grpc.add_LedgerServiceServicer_to_server(LedgerServicer(pool, settings), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -1,0 +1,221 @@
+"""What every call of the ledger service shares, around the servicer: the
+caller's trace and deadline, the error mapping (LedgerError -> a gRPC status
+with an ErrorDetail), one log line and the metrics. Unary and streaming
+methods alike; the servicer's methods only translate."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import status_pb2
+from grpc_status import rpc_status
+
+from ledger_client import pb
+
+from . import metrics, validation
+from .errors import LedgerError
+from .outcomes import Outcome
+
+log = logging.getLogger(__name__)
+
+MAX_TRACE = 128
+# Time kept back from the caller's deadline to send the answer.
+ANSWER_MARGIN = 0.05
+_SERVICE_PREFIX = f"/{pb.DESCRIPTOR.services_by_name['LedgerService'].full_name}/"
+
+# The one table from error outcomes to gRPC status codes.
+STATUS_OF_OUTCOME: dict[Outcome, grpc.StatusCode] = {
+    Outcome.INVALID_ARGUMENT: grpc.StatusCode.INVALID_ARGUMENT,
+    Outcome.INVALID_AMOUNT: grpc.StatusCode.INVALID_ARGUMENT,
+    Outcome.AMOUNT_SIGN_MISMATCH: grpc.StatusCode.INVALID_ARGUMENT,
+    Outcome.TOO_MANY_DIGITS: grpc.StatusCode.INVALID_ARGUMENT,
+    Outcome.ACCOUNT_NOT_FOUND: grpc.StatusCode.NOT_FOUND,
+    Outcome.REQUEST_NOT_FOUND: grpc.StatusCode.NOT_FOUND,
+    Outcome.ACCOUNT_SCALE_MISMATCH: grpc.StatusCode.FAILED_PRECONDITION,
+    Outcome.USER_NAME_MISMATCH: grpc.StatusCode.FAILED_PRECONDITION,
+    Outcome.CANCEL_TARGET_MISMATCH: grpc.StatusCode.FAILED_PRECONDITION,
+    Outcome.UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
+    Outcome.DEADLINE_EXCEEDED: grpc.StatusCode.DEADLINE_EXCEEDED,
+    Outcome.ABORTED: grpc.StatusCode.ABORTED,
+    Outcome.INTERNAL: grpc.StatusCode.INTERNAL,
+}
+
+
+@dataclass(frozen=True)
+class CallContext:
+    """The caller's trace id and the loop time by which the answer must be ready."""
+
+    trace_id: str
+    deadline: float
+
+
+_CURRENT: contextvars.ContextVar[CallContext] = contextvars.ContextVar("ledger_call")
+
+
+def current_call() -> CallContext:
+    """The trace and deadline of the call being answered (set by the interceptor)."""
+    return _CURRENT.get()
+
+
+def error_status(error: LedgerError) -> grpc.Status:
+    """A gRPC status whose rich details carry the ErrorDetail of the outcome."""
+    detail = any_pb2.Any()
+    detail.Pack(
+        pb.ErrorDetail(
+            outcome=pb.Outcome.ValueType(error.outcome.value),
+            field=error.field,
+            message=error.message,
+        )
+    )
+    code = STATUS_OF_OUTCOME.get(error.outcome, grpc.StatusCode.INTERNAL)
+    status = status_pb2.Status(code=code.value[0], message=str(error), details=[detail])
+    return rpc_status.to_status(status)
+
+
+class CallInterceptor(grpc.aio.ServerInterceptor):
+    def __init__(self, default_deadline: float) -> None:
+        self._default_deadline = default_deadline
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        method_path: str = handler_call_details.method
+        if handler is None or not method_path.startswith(_SERVICE_PREFIX):
+            return handler  # health checks, reflection
+        method = method_path.removeprefix(_SERVICE_PREFIX)
+        if handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(
+                self._unary(method, handler.unary_unary),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream is not None:
+            return grpc.unary_stream_rpc_method_handler(
+                self._stream(method, handler.unary_stream),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler
+
+    def _unary(self, method: str, behaviour: Any) -> Any:
+        async def answer(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            call = _Call(method, request, context, self._default_deadline)
+            try:
+                response = await behaviour(request, context)
+                call.outcome = _outcome_of(response)
+                return response
+            except BaseException as error:
+                await call.fail(error)
+                raise
+            finally:
+                call.done()
+
+        return answer
+
+    def _stream(self, method: str, behaviour: Any) -> Any:
+        async def answer(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            call = _Call(method, request, context, self._default_deadline)
+            try:
+                async for item in behaviour(request, context):
+                    yield item
+            except BaseException as error:
+                await call.fail(error)
+                raise
+            finally:
+                call.done()
+
+        return answer
+
+
+class _Call:
+    """One call being answered: sets its context, and counts and logs it once."""
+
+    def __init__(
+        self, method: str, request: Any, context: grpc.aio.ServicerContext, default: float
+    ) -> None:
+        self.method = method
+        self.context = context
+        self.started = time.perf_counter()
+        self.outcome = "OK"
+        self.trace_id = _trace_of(context)
+        allowed = default
+        remaining = context.time_remaining()
+        if remaining is not None:
+            allowed = min(allowed, remaining - ANSWER_MARGIN)
+        deadline = asyncio.get_running_loop().time() + max(0.0, allowed)
+        self.token = _CURRENT.set(CallContext(self.trace_id, deadline))
+        account = getattr(request, "account", None)
+        self.company_id = account.company_id if account is not None else 0
+        self.reference = (
+            getattr(request, "request_unique_no", "")
+            or getattr(request, "idempotency_key", "")
+            or (account.customer if account is not None else "")
+        )
+        metrics.IN_FLIGHT.labels(method).inc()
+
+    async def fail(self, error: BaseException) -> None:
+        """Turn what went wrong into the status the caller gets (abort raises)."""
+        if isinstance(error, asyncio.CancelledError):
+            self.outcome = "CANCELLED"
+            return
+        if isinstance(error, LedgerError):
+            self.outcome = error.outcome.name
+            status = error_status(error)
+        elif self.context.done() or isinstance(error, grpc.aio.AbortError):
+            return
+        elif isinstance(error, OSError | asyncpg.exceptions.PostgresConnectionError):
+            # A stream runs outside run_transaction: a lost database is the same answer.
+            log.warning("%s aborted: %r", self.method, error)
+            self.outcome = Outcome.UNAVAILABLE.name
+            status = error_status(LedgerError(Outcome.UNAVAILABLE, "the database is unavailable"))
+        else:
+            self.outcome = Outcome.INTERNAL.name
+            log.error("internal error in %s (trace %s)", self.method, self.trace_id, exc_info=error)
+            status = error_status(
+                LedgerError(Outcome.INTERNAL, "internal error; see the ledger log")
+            )
+        await self.context.abort(status.code, status.details, status.trailing_metadata)
+
+    def done(self) -> None:
+        _CURRENT.reset(self.token)
+        elapsed = time.perf_counter() - self.started
+        metrics.IN_FLIGHT.labels(self.method).dec()
+        metrics.LATENCY.labels(self.method).observe(elapsed)
+        metrics.REQUESTS.labels(self.method, self.outcome).inc()
+        fields = {
+            "method": self.method,
+            "trace": self.trace_id,
+            "company_id": self.company_id,
+            "reference": self.reference,
+            "outcome": self.outcome,
+            "duration_ms": round(elapsed * 1000, 2),
+        }
+        log.info("%s %s", self.method, self.outcome, extra={"fields": fields})
+
+
+def _outcome_of(response: Any) -> str:
+    outcome = getattr(response, "outcome", 0)
+    return Outcome(outcome).name if outcome else "OK"
+
+
+def _trace_of(context: grpc.aio.ServicerContext) -> str:
+    for key, value in context.invocation_metadata() or ():
+        if key == "trace":
+            trace = value if isinstance(value, str) else value.decode("utf-8", "replace")
+            try:
+                return validation.text(trace, "trace", MAX_TRACE, required=False)
+            except LedgerError:
+                return ""
+    return ""
