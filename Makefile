@@ -4,12 +4,11 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PROTO_SRC := $(wildcard protos/ledger/v1/*.proto)
-# The stubs go into the client package (ledger_client/generated), never edited by hand.
+# The stubs go into the client package (ledger_client/generated), never edited by
+# hand; protos/generate.py is the one generation command (the wheel build uses it too).
 GEN_DIR   := ledger_client/generated
 PROTO_GEN := $(GEN_DIR)/ledger/v1/ledger_pb2.py $(GEN_DIR)/ledger/v1/ledger_pb2_grpc.py
-# grpcio-tools makes the code; mypy-protobuf makes precise type stubs (.pyi).
-PROTOC := $(BIN)/python -m grpc_tools.protoc -I$(GEN_DIR)=protos --python_out=. --grpc_python_out=. \
-	--plugin=protoc-gen-mypy=$(BIN)/protoc-gen-mypy --mypy_out=. $(patsubst protos/%,$(GEN_DIR)/%,$(PROTO_SRC))
+PROTOC    := $(BIN)/python protos/generate.py .
 
 .DEFAULT_GOAL := help
 .PHONY: help install proto run test soak lint typecheck clean bench
