@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -13,7 +15,8 @@ from starlette.routing import Route
 
 from ledger_client import ChannelSecurity
 
-from . import handlers, schema
+from . import codes, connection_limits, handlers, schema, validation
+from .envelope import render
 from .ledger_client import LedgerClient
 from .settings import FacadeSettings
 
@@ -46,13 +49,30 @@ def create_app(settings: FacadeSettings, ledger: LedgerClient) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        connection_limits.watch_for_exhaustion(asyncio.get_running_loop())
         await ledger.open()
         try:
             yield
         finally:
             await ledger.close()
 
-    app = Starlette(routes=routes, lifespan=lifespan)
+    async def not_a_webhook(request: Request, error: Exception) -> Response:
+        """404 and 405 in TradeBoss's envelope too (with their HTTP status)."""
+        status = getattr(error, "status_code", 404)
+        code = codes.METHOD_NOT_ALLOWED if status == 405 else codes.UNKNOWN_PATH
+        param = request.method if status == 405 else request.url.path[:100]
+        trace = validation.trace_of(request.headers)
+        answer = render(code, (param,), trace, time.perf_counter(), {})
+        answer.status_code = status
+        return answer
+
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={404: not_a_webhook, 405: not_a_webhook},
+    )
+    # A trailing slash is another path, not a redirect to wherever Host: says.
+    app.router.redirect_slashes = False
     app.state.settings = settings
     app.state.ledger = ledger
     app.state.hmac_secret = (
@@ -78,4 +98,5 @@ def ledger_client_for(settings: FacadeSettings) -> LedgerClient:
 def app_from_env() -> Starlette:
     """For uvicorn's worker processes (`--workers`): settings from FACADE_* variables."""
     settings = FacadeSettings.from_env()
+    connection_limits.configure(settings)
     return create_app(settings, ledger_client_for(settings))

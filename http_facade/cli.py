@@ -12,6 +12,7 @@ import uvicorn
 
 from ledger_client import logs
 
+from . import connection_limits
 from .app import create_app, ledger_client_for
 from .settings import FacadeSettings, add_flags
 
@@ -26,7 +27,10 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:
         parser.error(str(error))
     logs.configure(settings.log_level, settings.log_format)
+    connection_limits.raise_open_files_limit()
     options: dict[str, Any] = {
+        "http": connection_limits.configure(settings),
+        "timeout_keep_alive": settings.keepalive_timeout,
         "host": settings.host,
         "port": settings.port,
         "log_level": settings.log_level.lower(),

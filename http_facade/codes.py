@@ -35,6 +35,8 @@ TOO_MANY_DIGITS = Code("LW_1005", "Amount has more fractional digits than amount
 INVALID_BODY = Code("LW_1006", "Request body is not a JSON object: {}")
 UNSUPPORTED_MEDIA_TYPE = Code("LW_1007", "Content-Type must be application/json")
 BODY_TOO_LARGE = Code("LW_1008", "Request body is larger than {} bytes")
+UNKNOWN_PATH = Code("LW_1009", "No webhook at this path: {}")
+METHOD_NOT_ALLOWED = Code("LW_1010", "Webhooks take POST, not {}")
 # Callers.
 CALLER_NOT_ALLOWED = Code("LW_2001", "Caller not allowed: {}")
 COMPANY_NOT_ALLOWED = Code("LW_2002", "Company not allowed: {}")

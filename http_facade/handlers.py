@@ -76,7 +76,11 @@ def webhook(
                 raw = await _read_body(request, settings.max_body_bytes)
                 secret: bytes | None = request.app.state.hmac_secret
                 if secret is not None and not security.signature_valid(
-                    secret, raw, request.headers.get(security.SIGNATURE_HEADER)
+                    secret,
+                    request.headers,
+                    raw,
+                    int(time.time() * 1000),
+                    settings.signature_window,
                 ):
                     metrics.REJECTIONS.labels("signature").inc()
                     raise Answer(codes.BAD_SIGNATURE)
@@ -109,7 +113,7 @@ def webhook(
 def _check_caller(request: Request, settings: FacadeSettings) -> None:
     peer = request.client.host if request.client else None
     address = security.caller_address(
-        peer, request.headers.get("x-forwarded-for"), settings.trusted_proxies
+        peer, request.headers.getlist("x-forwarded-for"), settings.trusted_proxies
     )
     if not security.allowed(address, settings.allowed_networks):
         metrics.REJECTIONS.labels("network").inc()

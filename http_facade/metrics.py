@@ -25,6 +25,12 @@ MONEY_MOVED = Counter(
 REJECTIONS = Counter(
     "facade_rejections_total", "Calls refused before the ledger, by reason", ["reason"]
 )
+CONNECTIONS_REFUSED = Counter(
+    "facade_connections_refused_total",
+    "Connections closed by a limit (header_too_large, too_many_headers, header_timeout, "
+    "idle, too_many_connections, out_of_file_descriptors)",
+    ["reason"],
+)
 LEDGER_DEADLINE_EXPIRIES = Counter(
     "facade_ledger_deadline_expiries_total", "Ledger calls that ran out of time"
 )

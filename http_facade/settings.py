@@ -15,6 +15,12 @@
 | FACADE_HMAC_SECRET_FILE      | (none)           | shared secret: require X-Signature on every webhook |
 | FACADE_ALLOW_ANY_CALLER      | false            | allow a non-loopback listen with no network allowlist |
 | FACADE_MAX_BODY_BYTES        | 16384            | larger bodies are refused |
+| FACADE_MAX_HEADER_BYTES      | 16384            | a longer request line and header block closes the connection (431) |
+| FACADE_MAX_HEADERS           | 100              | more header lines close the connection (431) |
+| FACADE_HEADER_TIMEOUT        | 5                | seconds to send a request's headers (else 408, closed) |
+| FACADE_KEEPALIVE_TIMEOUT     | 5                | seconds an idle keep-alive connection stays open |
+| FACADE_MAX_CONNECTIONS       | 1000             | open connections at most; more are closed at once |
+| FACADE_SIGNATURE_WINDOW      | 300              | with HMAC: seconds a signed timestamp may be off |
 | FACADE_TLS_CERT, _KEY        | (none)           | serve HTTPS (uvicorn's TLS) |
 | FACADE_WORKERS               | 1                | uvicorn worker processes |
 | FACADE_LOG_LEVEL, _FORMAT    | INFO, text       | `text` or `json` log lines |
@@ -49,6 +55,13 @@ class FacadeSettings:
     hmac_secret_file: Path | None = None
     allow_any_caller: bool = False
     max_body_bytes: int = 16384
+    # One hostile connection must cost one connection (connection_limits.py).
+    max_header_bytes: int = 16384
+    max_headers: int = 100
+    header_timeout: float = 5.0
+    keepalive_timeout: float = 5.0
+    max_connections: int = 1000
+    signature_window: float = 300.0
     tls_cert: Path | None = None
     tls_key: Path | None = None
     workers: int = 1
@@ -92,6 +105,10 @@ class FacadeSettings:
                 f"listening on {self.host} with no FACADE_ALLOWED_NETWORKS would accept any "
                 "caller; set the allowlist, or FACADE_ALLOW_ANY_CALLER=true if that is intended"
             )
+        if min(self.max_header_bytes, self.max_headers, self.max_connections) < 1:
+            raise ValueError("the header and connection limits must be at least 1")
+        if min(self.header_timeout, self.keepalive_timeout, self.signature_window) <= 0:
+            raise ValueError("the timeouts and the signature window must be > 0")
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("TLS needs both FACADE_TLS_CERT and FACADE_TLS_KEY")
 
@@ -123,9 +140,9 @@ def _convert(name: str, raw: str) -> object:
         return frozenset(int(part) for part in raw.split(",") if part.strip())
     if name == "allow_any_caller":
         return raw.strip().lower() in ("1", "true", "yes")
-    if name in ("max_body_bytes", "workers"):
+    if name in ("max_body_bytes", "workers", "max_header_bytes", "max_headers", "max_connections"):
         return int(raw)
-    if name == "ledger_deadline":
+    if name in ("ledger_deadline", "header_timeout", "keepalive_timeout", "signature_window"):
         return float(raw)
     return raw
 

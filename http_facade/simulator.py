@@ -126,7 +126,9 @@ class TradeBoss:
             "timestamp": str(int(time.time() * 1000)),
         }
         if self.secret is not None:
-            headers[security.SIGNATURE_HEADER] = security.signature(self.secret, raw)
+            headers[security.SIGNATURE_HEADER] = security.signature(
+                self.secret, headers["companyId"], headers["timestamp"], raw
+            )
         return urllib.request.Request(self.base + path, raw, headers, method="POST")
 
     async def post(self, path: str, body: dict[str, Any]) -> str:

@@ -77,16 +77,53 @@ def parse_body(raw: bytes, content_type: str | None, max_bytes: int) -> dict[str
     if not raw.strip():
         raise Answer(codes.INVALID_BODY, "empty body")
     try:
-        body = json.loads(raw, parse_constant=_refuse_constant)
+        body = json.loads(raw, parse_constant=_refuse_constant, object_pairs_hook=_unique_keys)
+    except _DuplicateKey as duplicate:
+        # Which `amount` was meant is ambiguous: refuse the body, name the key.
+        raise Answer(codes.INVALID_BODY, f"duplicate key {duplicate.key}") from None
     except (ValueError, RecursionError):
         raise Answer(codes.INVALID_BODY, "invalid JSON") from None
     if not isinstance(body, dict):
         raise Answer(codes.INVALID_BODY, "not an object")
+    if b"\\u" not in raw:  # a lone surrogate can only come in as a \\u escape
+        return body
+    return {name: _without_lone_surrogates(name, value) for name, value in body.items()}
+
+
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key[:40]
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    body = dict(pairs)
+    if len(body) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
     return body
 
 
 def _refuse_constant(name: str) -> None:
     raise ValueError(f"{name} is not JSON")
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+# Text that is only recorded: a lone surrogate (which no UTF-8 store can keep)
+# is shown as U+FFFD rather than refusing what must never be refused.
+_FREE_TEXT = {"ip", "cancelRemark", "metadata"}
+
+
+def _without_lone_surrogates(name: str, value: Any) -> Any:
+    """JSON may escape half a UTF-16 pair ("\\ud800"); it is no text."""
+    if not _LONE_SURROGATE.search(json.dumps(value, ensure_ascii=False)):
+        return value
+    if name in _FREE_TEXT:
+        return json.loads(_LONE_SURROGATE.sub("\ufffd", json.dumps(value, ensure_ascii=False)))
+    raise Answer(codes.INVALID_PARAMETER, name)
 
 
 @dataclass

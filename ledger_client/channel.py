@@ -22,14 +22,8 @@ class ChannelSecurity:
     token: str = ""
 
 
-class _BearerToken(
-    grpc.aio.UnaryUnaryClientInterceptor,
-    grpc.aio.UnaryStreamClientInterceptor,
-    grpc.aio.StreamUnaryClientInterceptor,
-    grpc.aio.StreamStreamClientInterceptor,
-):
-    """Adds the token to every call, whatever its kind (streams included:
-    reconcile and export are server-streaming)."""
+class _BearerToken:
+    """Adds the token to a call's metadata."""
 
     def __init__(self, token: str) -> None:
         self._metadata = ("authorization", f"Bearer {token}")
@@ -41,25 +35,42 @@ class _BearerToken(
             details.method, details.timeout, metadata, details.credentials, details.wait_for_ready
         )
 
+
+# grpc.aio files an interceptor under the first call kind it implements, so
+# each kind needs its own (reconcile and export are server-streaming).
+class _UnaryUnaryToken(_BearerToken, grpc.aio.UnaryUnaryClientInterceptor):
     async def intercept_unary_unary(
         self, continuation: Callable[..., Any], client_call_details: Any, request: Any
     ) -> Any:
         return await continuation(self._with_token(client_call_details), request)
 
+
+class _UnaryStreamToken(_BearerToken, grpc.aio.UnaryStreamClientInterceptor):
     async def intercept_unary_stream(
         self, continuation: Callable[..., Any], client_call_details: Any, request: Any
     ) -> Any:
         return await continuation(self._with_token(client_call_details), request)
 
+
+class _StreamUnaryToken(_BearerToken, grpc.aio.StreamUnaryClientInterceptor):
     async def intercept_stream_unary(
         self, continuation: Callable[..., Any], client_call_details: Any, request_iterator: Any
     ) -> Any:
         return await continuation(self._with_token(client_call_details), request_iterator)
 
+
+class _StreamStreamToken(_BearerToken, grpc.aio.StreamStreamClientInterceptor):
     async def intercept_stream_stream(
         self, continuation: Callable[..., Any], client_call_details: Any, request_iterator: Any
     ) -> Any:
         return await continuation(self._with_token(client_call_details), request_iterator)
+
+
+def _token_interceptors(token: str) -> list[Any] | None:
+    if not token:
+        return None
+    kinds = (_UnaryUnaryToken, _UnaryStreamToken, _StreamUnaryToken, _StreamStreamToken)
+    return [kind(token) for kind in kinds]
 
 
 # A ledger that comes back is used again within a second or two, instead of
@@ -75,7 +86,7 @@ def open_channel(
     target: str, security: ChannelSecurity = ChannelSecurity(), **options: Any
 ) -> grpc.aio.Channel:
     """A grpc.aio channel to the ledger; reuse it for every call."""
-    interceptors = [_BearerToken(security.token)] if security.token else None
+    interceptors = _token_interceptors(security.token)
     channel_options = list({**_RECONNECT, **options}.items())
     if security.tls_ca is None:
         if security.tls_cert or security.tls_key:

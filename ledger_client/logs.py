@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from datetime import UTC, datetime
 
 _TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
@@ -27,15 +28,28 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, default=str)
 
 
+# Control characters (and Unicode line separators) in a logged value would
+# let a caller forge log lines: "requestUniqueNo": "x\n... INFO forged".
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def escape(value: object) -> str:
+    """The value on one line: every control character as its escape."""
+    return _CONTROL.sub(lambda match: repr(match.group())[1:-1], str(value))
+
+
 class TextFormatter(logging.Formatter):
+    """One line per record: message and fields escaped; a traceback, if any, follows."""
+
     def __init__(self) -> None:
         super().__init__(_TEXT_FORMAT)
 
-    def format(self, record: logging.LogRecord) -> str:
-        text = super().format(record)
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = escape(record.message)
+        text = super().formatMessage(record)
         fields = getattr(record, "fields", None)
         if fields:
-            text += " " + " ".join(f"{key}={value}" for key, value in fields.items())
+            text += " " + " ".join(f"{key}={escape(value)}" for key, value in fields.items())
         return text
 
 

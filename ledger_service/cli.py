@@ -9,6 +9,7 @@ import sys
 from ledger_client import logs
 
 from . import server
+from .database import UnsafeDatabase
 from .settings import Settings, add_flags
 
 
@@ -33,6 +34,8 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(server.serve(settings))
     except (ValueError, OSError) as error:  # bad TLS files, unusable address
         parser.exit(2, f"ledger-service: error: {error}\n")
+    except UnsafeDatabase as error:
+        parser.exit(2, f"ledger-service: refusing to serve: {error}\n")
     return 0
 
 

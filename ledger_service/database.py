@@ -72,16 +72,40 @@ async def _keep_session(connection: asyncpg.Connection) -> None:
     ALL round trip; asyncpg still rolls back anything left open."""
 
 
+# An answer of "0" is a promise that the money moved: the commit must be on
+# disk (and on a synchronous standby, if the server has one) before the ledger
+# answers, whatever the server's or database's default says.
+SESSION_SETTINGS = {"application_name": "ledger-service", "synchronous_commit": "on"}
+
+
+class UnsafeDatabase(RuntimeError):
+    """The server's settings could lose committed transactions."""
+
+
 async def create_pool(dsn: str, min_size: int, max_size: int) -> asyncpg.Pool:
     pool = await asyncpg.create_pool(
         dsn,
         min_size=min_size,
         max_size=max_size,
-        server_settings={"application_name": "ledger-service"},
+        server_settings=SESSION_SETTINGS,
         reset=_keep_session,
     )
     assert pool is not None
+    async with pool.acquire() as connection:
+        await check_durability(connection)
     return pool
+
+
+async def check_durability(
+    connection: asyncpg.Connection | asyncpg.pool.PoolConnectionProxy,
+) -> None:
+    """Refuse a server that does not flush its commits to disk."""
+    for setting in ("fsync", "full_page_writes"):
+        if await connection.fetchval(f"SHOW {setting}") != "on":
+            raise UnsafeDatabase(
+                f"PostgreSQL runs with {setting}=off: a crash could lose transactions the "
+                f"ledger has answered as done. Set {setting}=on (README, 'Durability')."
+            )
 
 
 async def fetch_one(connection: asyncpg.Connection, query: str, *args: object) -> asyncpg.Record:

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from .conftest import unique
-from .tradeboss import CANCEL, EXECUTE, QUERY, TradeBoss
+from .tradeboss import CANCEL, ENVELOPE_FIELDS, EXECUTE, QUERY, TradeBoss
 
 
 @pytest.fixture
@@ -303,7 +303,48 @@ async def test_bad_bodies(tradeboss, case, content, content_type, code):
         assert answer["code"] == code, (path, answer)
 
 
-async def test_unknown_path_and_wrong_method_are_not_5xx(facade):
+async def test_unknown_paths_and_methods_get_the_envelope_and_no_redirect(facade):
     async with httpx.AsyncClient() as client:
-        assert (await client.get(facade.url + EXECUTE)).status_code == 405
-        assert (await client.post(facade.url + "/nope", json={})).status_code == 404
+        wrong_method = await client.get(facade.url + EXECUTE, headers={"trace": "t-405"})
+        assert wrong_method.status_code == 405
+        assert (wrong_method.json()["code"], wrong_method.json()["trace"]) == ("LW_1010", "t-405")
+        unknown = await client.post(facade.url + "/nope", json={})
+        assert unknown.status_code == 404 and unknown.json()["code"] == "LW_1009"
+        # Finding 7: no 307 to whatever Host: said for a trailing slash.
+        slash = await client.post(
+            facade.url + EXECUTE + "/", json={}, headers={"Host": "evil.example"}
+        )
+        assert slash.status_code == 404 and "location" not in slash.headers
+        for answer in (wrong_method, unknown, slash):
+            assert set(answer.json()) == ENVELOPE_FIELDS
+
+
+@pytest.mark.parametrize(
+    ("content", "code", "params"),
+    [
+        # Finding 7: which amount was meant is ambiguous.
+        (b'{"amount": "1.00", "amount": "100.00"}', "LW_1006", "duplicate key amount"),
+        # Half a UTF-16 pair is no text: a field error, never a 5xx...
+        (b'{"userName": "a\\ud800"}', "LW_1002", "userName"),
+    ],
+)
+async def test_ambiguous_or_broken_json_is_refused(tradeboss, content, code, params):
+    answer = await tradeboss.post(EXECUTE, None, content=content)
+    assert (answer["code"], answer["msgParams"]) == (code, params)
+
+
+async def test_a_lone_surrogate_in_free_text_never_blocks_a_cancel(tradeboss, open_wallet, db):
+    """...except in free text, where it is shown as U+FFFD."""
+    wallet = await open_wallet(balance="10.00")
+    execute = tradeboss.execute_body(wallet, "1.00")
+    assert (await tradeboss.post(EXECUTE, execute))["code"] == "0"
+    cancel = json.dumps(tradeboss.cancel_body(wallet, execute["requestUniqueNo"], "1.00"))
+    content = cancel.replace('"cancelRemark": "timeout"', '"cancelRemark": "time\\udc00out"')
+    answer = await tradeboss.post(CANCEL, None, content=content.encode())
+    assert answer["code"] == "0"
+    async with db.acquire() as connection:
+        remark = await connection.fetchval(
+            "SELECT cancel_remark FROM requests WHERE customer = $1 AND kind = 'cancel'",
+            wallet.customer,
+        )
+    assert remark == "time\ufffdout"

@@ -4,9 +4,12 @@ TLS, and a refusal to start wide open."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import ssl
 import subprocess
 import sys
+import time
 
 import httpx
 import pytest
@@ -15,7 +18,7 @@ import trustme
 from http_facade.security import signature
 
 from .conftest import ROOT, FacadeProcess, free_port
-from .tradeboss import QUERY, TradeBoss
+from .tradeboss import EXECUTE, QUERY, TradeBoss
 
 
 async def _started(facade_factory, **settings: str) -> FacadeProcess:
@@ -58,6 +61,21 @@ async def test_forwarded_for_is_believed_from_trusted_proxies(facade_factory, op
             facade.url, wallet, **{"X-Forwarded-For": "203.0.113.5, 198.51.100.1"}
         )
         assert (forged["code"], forged["msgParams"]) == ("LW_2001", "198.51.100.1")
+        # Finding 3: two header lines are one list, in order; the last line
+        # (appended by the proxy) decides, not the first one the caller forged.
+        body = {
+            "thirdServerCode": wallet.customer,
+            "userName": wallet.user_name,
+            "currency": wallet.currency,
+        }
+        async with httpx.AsyncClient() as client:
+            headers = [
+                *TradeBoss(facade.url, client).headers().items(),
+                ("X-Forwarded-For", "203.0.113.9"),
+                ("X-Forwarded-For", "6.6.6.6"),
+            ]
+            answer = await client.post(f"{facade.url}/get-user-amount", json=body, headers=headers)
+        assert (answer.json()["code"], answer.json()["msgParams"]) == ("LW_2001", "6.6.6.6")
     finally:
         facade.terminate()
 
@@ -76,28 +94,75 @@ async def test_companies_outside_the_allowlist_are_refused(facade_factory, open_
         facade.terminate()
 
 
-async def test_hmac_signature_is_required_when_configured(facade_factory, open_wallet, tmp_path):
+async def test_hmac_signature_binds_the_body_the_tenant_and_the_time(
+    facade_factory, open_wallet, tmp_path
+):
+    """Finding 4: a signed request replayed with another companyId, or with a
+    timestamp outside the window, is refused; the signed bytes are
+    companyId + "\\n" + timestamp + "\\n" + body."""
     wallet = await open_wallet()
     secret = tmp_path / "secret"
     secret.write_text("s3cret\n")
-    facade = await _started(facade_factory, hmac_secret_file=str(secret))
+    facade = await _started(facade_factory, hmac_secret_file=str(secret), signature_window="60")
     body = (
         f'{{"thirdServerCode": "{wallet.customer}", "userName": "{wallet.user_name}", '
         f'"currency": "{wallet.currency}"}}'
     ).encode()
+
+    def signed(key: bytes, company: str, timestamp: str) -> dict[str, str]:
+        headers = {**tradeboss.headers(), "companyId": company, "timestamp": timestamp}
+        headers["X-Signature"] = "sha256=" + signature(key, company, timestamp, body)
+        return headers
+
+    now = str(int(time.time() * 1000))
     try:
         async with httpx.AsyncClient() as client:
             tradeboss = TradeBoss(facade.url, client)
             unsigned = await tradeboss.post(QUERY, None, content=body)
             assert unsigned["code"] == "LW_2003"
-            headers = {**tradeboss.headers(), "X-Signature": signature(b"wrong", body)}
-            wrong = await tradeboss.post(QUERY, None, content=body, headers=headers)
-            assert wrong["code"] == "LW_2003"
-            headers = {**tradeboss.headers(), "X-Signature": "sha256=" + signature(b"s3cret", body)}
-            signed = await tradeboss.post(QUERY, None, content=body, headers=headers)
-            assert signed["code"] == "0"
+            wrong_key = await tradeboss.post(
+                QUERY, None, content=body, headers=signed(b"wrong", "1", now)
+            )
+            assert wrong_key["code"] == "LW_2003"
+            good = signed(b"s3cret", "1", now)
+            assert (await tradeboss.post(QUERY, None, content=body, headers=good))["code"] == "0"
+            # The same signature replayed for another tenant:
+            replayed = {**good, "companyId": "2"}
+            answer = await tradeboss.post(QUERY, None, content=body, headers=replayed)
+            assert answer["code"] == "LW_2003"
+            # A body changed under the signature:
+            tampered = body.replace(b"}", b', "x": 1}')
+            answer = await tradeboss.post(QUERY, None, content=tampered, headers=good)
+            assert answer["code"] == "LW_2003"
+            # Signed correctly, but ten minutes old (or ahead):
+            for skew in (-600_000, 600_000):
+                stale = signed(b"s3cret", "1", str(int(now) + skew))
+                answer = await tradeboss.post(QUERY, None, content=body, headers=stale)
+                assert answer["code"] == "LW_2003"
     finally:
         facade.terminate()
+
+
+def test_the_signer_script_prints_what_the_facade_checks(tmp_path):
+    """The documented signer: `python -m http_facade.security SECRET_FILE COMPANY_ID < body`."""
+    secret = tmp_path / "secret"
+    secret.write_text("s3cret\n")
+    body = b'{"thirdServerCode": "C1"}'
+    done = subprocess.run(
+        [sys.executable, "-m", "http_facade.security", str(secret), "7"],
+        input=body,
+        capture_output=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = dict(line.split(": ", 1) for line in done.stdout.decode().splitlines())
+    expected = signature(b"s3cret", "7", lines["timestamp"], body)
+    assert lines["X-Signature"] == "sha256=" + expected
+    # The worked example in the README, byte for byte.
+    assert (
+        signature(b"s3cret", "1", "1764000000000", b'{"a":1}')
+        == hmac.new(b"s3cret", b'1\n1764000000000\n{"a":1}', hashlib.sha256).hexdigest()
+    )
 
 
 async def test_refuses_to_listen_wide_open_without_an_allowlist():
@@ -153,3 +218,22 @@ async def test_settings_that_make_no_sense_are_refused(flag):
         cwd=ROOT,
     )
     assert refused.returncode == 2 and "error" in refused.stderr
+
+
+async def test_a_newline_in_a_field_cannot_forge_a_log_line(facade_factory, open_wallet):
+    """Finding 7: every logged value is escaped in text logs."""
+    wallet = await open_wallet()
+    facade = await _started(facade_factory, log_format="text")
+    try:
+        async with httpx.AsyncClient() as client:
+            tradeboss = TradeBoss(facade.url, client)
+            body = tradeboss.execute_body(
+                wallet, "1.00", requestUniqueNo="n1\n2026-01-01 INFO FORGED all good"
+            )
+            answer = await tradeboss.post(EXECUTE, body)
+            assert answer["code"] == "LW_1002"
+    finally:
+        facade.terminate()
+    log = facade.log()
+    assert "n1\\n2026-01-01 INFO FORGED" in log
+    assert not any(line.startswith("2026-01-01 INFO FORGED") for line in log.splitlines())

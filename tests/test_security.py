@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import grpc
@@ -174,10 +175,28 @@ async def test_operator_cli_speaks_tls_and_tokens(tls_ledger, pki, tmp_path):
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([*base, *args], capture_output=True, text=True, timeout=60, cwd=ROOT)
 
-    opened = await asyncio.to_thread(
-        run, "--token-file", str(token_file), "open-account", *wallet, "--digits", "2"
-    )
-    assert opened.returncode == 0, opened.stderr
+    token = ["--token-file", str(token_file)]
+    today = datetime.now(UTC).date()
+    period = ["--from", str(today), "--to", str(today + timedelta(days=1))]
+    # Finding 5: every command, unary and streaming alike, carries the token.
+    for command in (
+        ["open-account", *wallet, "--digits", "2"],
+        ["deposit", *wallet, "--amount", "5.00", "--key", unique("dep")],
+        ["withdraw", *wallet, "--amount", "1.00", "--key", unique("wd")],
+        ["balance", *wallet],
+        ["rebind-user-name", *wallet, "--user-name", "u-tls", "--reason", "test"],
+        ["statement", *wallet],
+        ["request", *wallet, "--number", "nope"],
+        ["reconcile"],
+        ["exposure", "--company-id", "1"],
+        ["export", "--company-id", "1", *period],
+    ):
+        done = await asyncio.to_thread(run, *token, *command)
+        expected = 1 if command[0] == "request" else 0  # an unknown number: REQUEST_NOT_FOUND
+        assert done.returncode == expected, (command, done.stdout, done.stderr)
+        assert "credentials" not in done.stderr
+    exported = await asyncio.to_thread(run, *token, "export", "--company-id", "1", *period)
+    assert len(exported.stdout.splitlines()) > 2, "export wrote a header and no rows"
     refused = await asyncio.to_thread(run, "balance", *wallet)
     assert refused.returncode == 1
     assert "refused the credentials" in refused.stderr
