@@ -34,6 +34,7 @@ class Stack:
     database_url: str = ""
     ledger_targets: list[str] = field(default_factory=list)
     facade_urls: list[str] = field(default_factory=list)
+    facade_admin_urls: list[str] = field(default_factory=list)
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     @property
@@ -60,7 +61,7 @@ class Stack:
                 "LEDGER_POOL_MIN_SIZE": str(pool_size),
                 "LEDGER_POOL_MAX_SIZE": str(pool_size),
                 "LEDGER_LOG_LEVEL": "WARNING",
-                "LEDGER_METRICS_LISTEN": f"127.0.0.1:{free_port()}",
+                "LEDGER_ADMIN_LISTEN": f"127.0.0.1:{free_port()}",
             }
             self._spawn([sys.executable, "-m", "ledger_service", "serve"], env, f"ledger-{index}")
             self.ledger_targets.append(listen)
@@ -69,17 +70,19 @@ class Stack:
 
     def start_facades(self, count: int, extra_env: dict[str, str] | None = None) -> None:
         for index in range(count):
-            port = free_port()
+            port, admin_port = free_port(), free_port()
             env = {
                 **os.environ,
                 "FACADE_LISTEN": f"127.0.0.1:{port}",
+                "FACADE_ADMIN_LISTEN": f"127.0.0.1:{admin_port}",
                 "FACADE_LEDGER_TARGET": self.ledger_targets[index % len(self.ledger_targets)],
                 "FACADE_LOG_LEVEL": "WARNING",
                 **(extra_env or {}),
             }
             self._spawn([sys.executable, "-m", "http_facade.cli"], env, f"facade-{index}")
             self.facade_urls.append(f"http://127.0.0.1:{port}")
-        for url in self.facade_urls:
+            self.facade_admin_urls.append(f"http://127.0.0.1:{admin_port}")
+        for url in self.facade_admin_urls:
             _wait_for_http(url + "/readyz")
 
     def _spawn(self, command: list[str], env: dict[str, str], name: str) -> None:

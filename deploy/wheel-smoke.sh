@@ -31,7 +31,7 @@ port() { "$bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1"
 grpc_port=$(port); http_port=$(port); metrics_port=$(port)
 cd "$work"  # nothing of the checkout on the path: the wheel alone
 LEDGER_DATA_DIR="$work/data" "$bin/ledger-service" serve --listen "127.0.0.1:$grpc_port" \
-    --metrics-listen "127.0.0.1:$metrics_port" >"$work/ledger.log" 2>&1 &
+    --admin-listen "127.0.0.1:$metrics_port" >"$work/ledger.log" 2>&1 &
 ledger=$!
 "$bin/ledger-facade" --listen "127.0.0.1:$http_port" --ledger-target "127.0.0.1:$grpc_port" \
     >"$work/facade.log" 2>&1 &

@@ -1,4 +1,6 @@
-"""Builds the facade's Starlette application: one visible list of routes."""
+"""Builds the facade: the public Starlette application (one visible list of
+routes: the three webhooks and nothing else) and its admin listener
+(health, readiness, metrics, OpenAPI) on an address of its own."""
 
 from __future__ import annotations
 
@@ -7,13 +9,14 @@ import contextlib
 import time
 from collections.abc import AsyncIterator
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from ledger_client import ChannelSecurity
+from ledger_client.admin_http import AdminListener, Reply, json_reply
+from ledger_client.admin_http import Route as AdminRoute
 
 from . import codes, connection_limits, handlers, schema, validation
 from .envelope import render
@@ -23,14 +26,6 @@ from .settings import FacadeSettings
 
 def create_app(settings: FacadeSettings, ledger: LedgerClient) -> Starlette:
     prefix = settings.path_prefix.rstrip("/")
-    document = schema.openapi_document(prefix)
-
-    async def openapi_json(request: Request) -> Response:
-        return JSONResponse(document)
-
-    async def metrics(request: Request) -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
-
     routes = [
         Route(f"{prefix}/get-user-amount", handlers.get_user_amount, methods=["POST"]),
         Route(
@@ -41,30 +36,22 @@ def create_app(settings: FacadeSettings, ledger: LedgerClient) -> Starlette:
             handlers.cancel,
             methods=["POST"],
         ),
-        Route("/healthz", handlers.healthz),
-        Route("/readyz", handlers.readyz),
-        Route("/openapi.json", openapi_json),
-        Route("/metrics", metrics),
     ]
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         connection_limits.watch_for_exhaustion(asyncio.get_running_loop())
         await ledger.open()
+        admin = None
+        if settings.admin_listen:
+            admin = AdminListener(settings.admin_listen, admin_routes(app, ledger, prefix))
+            await admin.start()
         try:
             yield
         finally:
+            if admin is not None:
+                await admin.close()
             await ledger.close()
-
-    async def not_a_webhook(request: Request, error: Exception) -> Response:
-        """404 and 405 in TradeBoss's envelope too (with their HTTP status)."""
-        status = getattr(error, "status_code", 404)
-        code = codes.METHOD_NOT_ALLOWED if status == 405 else codes.UNKNOWN_PATH
-        param = request.method if status == 405 else request.url.path[:100]
-        trace = validation.trace_of(request.headers)
-        answer = render(code, (param,), trace, time.perf_counter(), {})
-        answer.status_code = status
-        return answer
 
     app = Starlette(
         routes=routes,
@@ -75,10 +62,42 @@ def create_app(settings: FacadeSettings, ledger: LedgerClient) -> Starlette:
     app.router.redirect_slashes = False
     app.state.settings = settings
     app.state.ledger = ledger
+    app.state.draining = False
     app.state.hmac_secret = (
         settings.hmac_secret_file.read_bytes().strip() if settings.hmac_secret_file else None
     )
     return app
+
+
+async def not_a_webhook(request: Request, error: Exception) -> Response:
+    """404 and 405 in TradeBoss's envelope too (with their HTTP status)."""
+    status = getattr(error, "status_code", 404)
+    code = codes.METHOD_NOT_ALLOWED if status == 405 else codes.UNKNOWN_PATH
+    param = request.method if status == 405 else request.url.path[:100]
+    answer = render(code, (param,), validation.trace_of(request.headers), time.perf_counter(), {})
+    answer.status_code = status
+    return answer
+
+
+def admin_routes(app: Starlette, ledger: LedgerClient, prefix: str) -> dict[str, AdminRoute]:
+    """What operators and probes read; it names addresses and money flows, so
+    it is never served on the public port."""
+    document = json_reply(200, schema.openapi_document(prefix))
+
+    async def healthz() -> Reply:
+        return json_reply(200, {"status": "up"})
+
+    async def readyz() -> Reply:
+        if app.state.draining:  # SIGTERM: let the load balancer stop sending first
+            return json_reply(503, {"status": "draining"})
+        if await ledger.ready():
+            return json_reply(200, {"status": "ready", "ledger": ledger.target})
+        return json_reply(503, {"status": "ledger unreachable", "ledger": ledger.target})
+
+    async def openapi() -> Reply:
+        return document
+
+    return {"/healthz": healthz, "/readyz": readyz, "/openapi.json": openapi}
 
 
 def ledger_client_for(settings: FacadeSettings) -> LedgerClient:
@@ -93,10 +112,3 @@ def ledger_client_for(settings: FacadeSettings) -> LedgerClient:
             token=token,
         ),
     )
-
-
-def app_from_env() -> Starlette:
-    """For uvicorn's worker processes (`--workers`): settings from FACADE_* variables."""
-    settings = FacadeSettings.from_env()
-    connection_limits.configure(settings)
-    return create_app(settings, ledger_client_for(settings))

@@ -1,33 +1,58 @@
-"""`ledger-facade`: serve TradeBoss's webhooks over HTTP with uvicorn."""
+"""`ledger-facade`: serve TradeBoss's webhooks over HTTP with uvicorn
+(`ledger-facade check-config` prints the effective settings instead)."""
 
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import sys
+import threading
+from types import FrameType
 from typing import Any
 
 import uvicorn
+from starlette.applications import Starlette
 
-from ledger_client import logs
+from ledger_client import logs, settings_kit
 
 from . import connection_limits
 from .app import create_app, ledger_client_for
-from .settings import FacadeSettings, add_flags
+from .settings import FacadeSettings
+
+
+class DrainingServer(uvicorn.Server):
+    """On SIGTERM, readiness answers 503 for the pre-stop delay (the load
+    balancer stops sending), then uvicorn drains for the shutdown grace."""
+
+    def __init__(self, config: uvicorn.Config, app: Starlette, delay: float) -> None:
+        super().__init__(config)
+        self.app, self.delay = app, delay
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self.app.state.draining or self.delay <= 0:
+            super().handle_exit(sig, frame)
+            return
+        self.app.state.draining = True
+        timer = threading.Timer(self.delay, super().handle_exit, (sig, frame))
+        timer.daemon = True
+        timer.start()
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ledger-facade", description=__doc__)
-    add_flags(parser)
+    parser.add_argument("command", nargs="?", choices=["serve", "check-config"], default="serve")
+    settings_kit.add_flags(parser, FacadeSettings)
     flags = parser.parse_args(argv)
     try:
-        settings = FacadeSettings.from_env().with_flags(flags)
-        settings.check()
-    except ValueError as error:
-        parser.error(str(error))
+        settings = settings_kit.load(FacadeSettings, flags)
+    except settings_kit.SettingsError as error:
+        parser.exit(2, f"ledger-facade: invalid settings:\n{error}\n")
+    if flags.command == "check-config":
+        print("\n".join(settings_kit.describe(settings)))
+        return 0
     logs.configure(settings.log_level, settings.log_format)
     connection_limits.raise_open_files_limit()
+    app = create_app(settings, ledger_client_for(settings))
     options: dict[str, Any] = {
         "http": connection_limits.configure(settings),
         "timeout_keep_alive": settings.keepalive_timeout,
@@ -40,34 +65,20 @@ def main(argv: list[str] | None = None) -> int:
         "proxy_headers": False,
         "ssl_certfile": str(settings.tls_cert) if settings.tls_cert else None,
         "ssl_keyfile": str(settings.tls_key) if settings.tls_key else None,
-        "timeout_graceful_shutdown": 10,
+        "timeout_graceful_shutdown": settings.shutdown_grace,
         "log_config": None,
     }
     # uvicorn drains connections on SIGTERM or Ctrl-C, then re-raises the signal to the
     # handler it found: make that a clean exit, as for the ledger service.
     signal.signal(signal.SIGTERM, _exit_cleanly)
     signal.signal(signal.SIGINT, _exit_cleanly)
-    if settings.workers > 1:
-        # Worker processes build their app from the environment.
-        os.environ.update(_as_env(flags))
-        uvicorn.run(
-            "http_facade.app:app_from_env", factory=True, workers=settings.workers, **options
-        )
-    else:
-        uvicorn.run(create_app(settings, ledger_client_for(settings)), **options)
+    server = DrainingServer(uvicorn.Config(app, **options), app, settings.prestop_delay)
+    server.run()
     return 0
 
 
 def _exit_cleanly(signum: int, frame: object) -> None:
     sys.exit(0)
-
-
-def _as_env(flags: argparse.Namespace) -> dict[str, str]:
-    return {
-        f"FACADE_{name.upper()}": str(value)
-        for name, value in vars(flags).items()
-        if value is not None
-    }
 
 
 if __name__ == "__main__":

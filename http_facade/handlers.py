@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from ledger_client import pb
 
@@ -232,16 +232,3 @@ async def cancel(call: Call) -> Result:
     if answer.outcome == pb.OUTCOME_REVERSED and not answer.replayed:
         metrics.money_moved(request.account.currency, "reversal", answer.reversed_amount)
     return codes.CODE_OF_OUTCOME[answer.outcome], field_params(answer.conflict_field), {}
-
-
-async def healthz(request: Request) -> Response:
-    """The process is up."""
-    return JSONResponse({"status": "up"})
-
-
-async def readyz(request: Request) -> Response:
-    """The ledger answers its health check."""
-    ledger: LedgerClient = request.app.state.ledger
-    if await ledger.ready():
-        return JSONResponse({"status": "ready", "ledger": ledger.target})
-    return JSONResponse({"status": "ledger unreachable", "ledger": ledger.target}, status_code=503)

@@ -1,4 +1,9 @@
-"""The facade's one settings object: environment variables, overridden by flags.
+"""The facade's one settings object: environment variables, overridden by flags
+(the mechanism both services share: ledger_client/settings_kit.py).
+
+One uvicorn worker per process: run more processes behind the load balancer
+(each with its own admin port) rather than workers that would each keep a
+metrics registry and log set-up of their own.
 
 | variable                     | default          | meaning |
 |------------------------------|------------------|---------|
@@ -22,51 +27,76 @@
 | FACADE_MAX_CONNECTIONS       | 1000             | open connections at most; more are closed at once |
 | FACADE_SIGNATURE_WINDOW      | 300              | with HMAC: seconds a signed timestamp may be off |
 | FACADE_TLS_CERT, _KEY        | (none)           | serve HTTPS (uvicorn's TLS) |
-| FACADE_WORKERS               | 1                | uvicorn worker processes |
+| FACADE_ADMIN_LISTEN          | 127.0.0.1:9465   | admin HTTP: /healthz, /readyz, /metrics, /openapi.json; empty: none |
+| FACADE_SHUTDOWN_GRACE        | 10               | seconds in-flight calls get on SIGTERM |
+| FACADE_PRESTOP_DELAY         | 0                | seconds /readyz answers 503 on SIGTERM before draining starts |
 | FACADE_LOG_LEVEL, _FORMAT    | INFO, text       | `text` or `json` log lines |
 """
 
 from __future__ import annotations
 
-import argparse
 import ipaddress
-import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Literal
+
+from pydantic import BeforeValidator, Field, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
-@dataclass(frozen=True)
-class FacadeSettings:
-    listen: str = "127.0.0.1:8080"
-    path_prefix: str = ""
-    ledger_target: str = "127.0.0.1:50051"
-    ledger_deadline: float = 2.5
-    ledger_tls_ca: Path | None = None
-    ledger_tls_cert: Path | None = None
-    ledger_tls_key: Path | None = None
-    ledger_token_file: Path | None = None
-    allowed_networks: tuple[Network, ...] = ()
-    trusted_proxies: tuple[Network, ...] = ()
-    allowed_companies: frozenset[int] = field(default_factory=frozenset)
-    hmac_secret_file: Path | None = None
-    allow_any_caller: bool = False
-    max_body_bytes: int = 16384
+def _none_if_empty(value: object) -> object:
+    return None if value == "" else value
+
+
+def _comma_list(value: object) -> object:
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return value
+
+
+def _upper(value: object) -> object:
+    return value.upper() if isinstance(value, str) else value
+
+
+OptionalPath = Annotated[Path | None, BeforeValidator(_none_if_empty)]
+Networks = Annotated[tuple[Network, ...], NoDecode, BeforeValidator(_comma_list)]
+Companies = Annotated[frozenset[int], NoDecode, BeforeValidator(_comma_list)]
+
+
+class FacadeSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FACADE_", frozen=True, extra="ignore")
+
+    listen: str = Field("127.0.0.1:8080", description="HTTP listen address (webhooks only)")
+    path_prefix: str = Field("", description="e.g. /api/cats-gateway")
+    ledger_target: str = Field("127.0.0.1:50051", description="the ledger service")
+    ledger_deadline: float = Field(2.5, gt=0, lt=3, description="seconds per ledger call")
+    ledger_tls_ca: OptionalPath = Field(None, description="CA of the ledger's certificate")
+    ledger_tls_cert: OptionalPath = Field(None, description="client certificate (mTLS)")
+    ledger_tls_key: OptionalPath = Field(None, description="client key (mTLS)")
+    ledger_token_file: OptionalPath = Field(None, description="bearer token for the ledger")
+    allowed_networks: Networks = Field((), description="caller CIDRs, comma-separated")
+    trusted_proxies: Networks = Field((), description="CIDRs whose X-Forwarded-For counts")
+    allowed_companies: Companies = Field(frozenset(), description="companyIds, comma-separated")
+    hmac_secret_file: OptionalPath = Field(None, description="require X-Signature")
+    allow_any_caller: bool = Field(False, description="listen off loopback with no allowlist")
+    max_body_bytes: int = Field(16384, ge=1, description="larger bodies are refused")
     # One hostile connection must cost one connection (connection_limits.py).
-    max_header_bytes: int = 16384
-    max_headers: int = 100
-    header_timeout: float = 5.0
-    keepalive_timeout: float = 5.0
-    max_connections: int = 1000
-    signature_window: float = 300.0
-    tls_cert: Path | None = None
-    tls_key: Path | None = None
-    workers: int = 1
-    log_level: str = "INFO"
-    log_format: str = "text"
+    max_header_bytes: int = Field(16384, ge=1, description="request line and headers")
+    max_headers: int = Field(100, ge=1, description="header lines at most")
+    header_timeout: float = Field(5.0, gt=0, description="seconds to send the headers")
+    keepalive_timeout: float = Field(5.0, gt=0, description="idle keep-alive seconds")
+    max_connections: int = Field(1000, ge=1, description="open connections at most")
+    signature_window: float = Field(300.0, gt=0, description="signed timestamp skew, seconds")
+    tls_cert: OptionalPath = Field(None, description="serve HTTPS")
+    tls_key: OptionalPath = Field(None, description="key of tls_cert")
+    admin_listen: str = Field("127.0.0.1:9465", description="health, readiness, metrics, docs")
+    shutdown_grace: float = Field(10.0, ge=0, description="seconds to drain on SIGTERM")
+    prestop_delay: float = Field(0.0, ge=0, description="seconds unready before draining")
+    log_level: Annotated[
+        Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], BeforeValidator(_upper)
+    ] = "INFO"
+    log_format: Literal["text", "json"] = "text"
 
     @property
     def host(self) -> str:
@@ -76,41 +106,20 @@ class FacadeSettings:
     def port(self) -> int:
         return int(self.listen.rpartition(":")[2])
 
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] = os.environ) -> FacadeSettings:
-        values = {}
-        for item in fields(cls):
-            raw = env.get("FACADE_" + item.name.upper())
-            if raw is not None:
-                values[item.name] = _convert(item.name, raw)
-        return cls(**values)  # type: ignore[arg-type]
-
-    def with_flags(self, flags: argparse.Namespace) -> FacadeSettings:
-        values: dict[str, Any] = {
-            item.name: _convert(item.name, value)
-            for item in fields(self)
-            if (value := getattr(flags, item.name, None)) is not None
-        }
-        return replace(self, **values)
-
-    def check(self) -> None:
+    @model_validator(mode="after")
+    def _not_an_open_door(self) -> FacadeSettings:
         """Refuse settings that would open the door to anybody."""
         if self.path_prefix and not self.path_prefix.startswith("/"):
             raise ValueError("the path prefix must start with /")
-        if not 0 < self.ledger_deadline < 3:
-            raise ValueError("the ledger deadline must be between 0 and 3 seconds")
-        loopback = self.host in ("localhost",) or _is_loopback(self.host)
+        loopback = self.host == "localhost" or _is_loopback(self.host)
         if not loopback and not self.allowed_networks and not self.allow_any_caller:
             raise ValueError(
                 f"listening on {self.host} with no FACADE_ALLOWED_NETWORKS would accept any "
                 "caller; set the allowlist, or FACADE_ALLOW_ANY_CALLER=true if that is intended"
             )
-        if min(self.max_header_bytes, self.max_headers, self.max_connections) < 1:
-            raise ValueError("the header and connection limits must be at least 1")
-        if min(self.header_timeout, self.keepalive_timeout, self.signature_window) <= 0:
-            raise ValueError("the timeouts and the signature window must be > 0")
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("TLS needs both FACADE_TLS_CERT and FACADE_TLS_KEY")
+        return self
 
 
 def _is_loopback(host: str) -> bool:
@@ -118,46 +127,3 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-_PATHS = {
-    "ledger_tls_ca",
-    "ledger_tls_cert",
-    "ledger_tls_key",
-    "ledger_token_file",
-    "hmac_secret_file",
-    "tls_cert",
-    "tls_key",
-}
-
-
-def _convert(name: str, raw: str) -> object:
-    if name in _PATHS:
-        return Path(raw) if raw else None
-    if name in ("allowed_networks", "trusted_proxies"):
-        return tuple(ipaddress.ip_network(part.strip()) for part in raw.split(",") if part.strip())
-    if name == "allowed_companies":
-        return frozenset(int(part) for part in raw.split(",") if part.strip())
-    if name == "allow_any_caller":
-        return raw.strip().lower() in ("1", "true", "yes")
-    if name in ("max_body_bytes", "workers", "max_header_bytes", "max_headers", "max_connections"):
-        return int(raw)
-    if name in ("ledger_deadline", "header_timeout", "keepalive_timeout", "signature_window"):
-        return float(raw)
-    return raw
-
-
-def add_flags(parser: argparse.ArgumentParser) -> None:
-    """A flag for every setting; an absent flag leaves the environment's value."""
-    for item in fields(FacadeSettings):
-        flag = "--" + item.name.replace("_", "-")
-        if item.name == "allow_any_caller":
-            parser.add_argument(
-                flag,
-                action="store_const",
-                const="true",
-                default=None,
-                help="accept callers from anywhere (FACADE_ALLOW_ANY_CALLER)",
-            )
-        else:
-            parser.add_argument(flag, help=f"FACADE_{item.name.upper()}")

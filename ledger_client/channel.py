@@ -73,12 +73,21 @@ def _token_interceptors(token: str) -> list[Any] | None:
     return [kind(token) for kind in kinds]
 
 
-# A ledger that comes back is used again within a second or two, instead of
-# after gRPC's default backoff of up to two minutes.
-_RECONNECT = {
+_OPTIONS = {
+    # A ledger that comes back is used again within a second or two, instead
+    # of after gRPC's default backoff of up to two minutes.
     "grpc.initial_reconnect_backoff_ms": 100,
     "grpc.min_reconnect_backoff_ms": 100,
     "grpc.max_reconnect_backoff_ms": 2000,
+    # Every address a target resolves to gets calls in turn (dns:///ledger:50051
+    # naming several replicas; or ipv4:10.0.0.1:50051,10.0.0.2:50051), instead
+    # of gRPC's default pick_first sending everything to one.
+    "grpc.lb_policy_name": "round_robin",
+    # A connection a load balancer or NAT dropped silently is found within
+    # seconds (the ledger permits these pings: server.py).
+    "grpc.keepalive_time_ms": 30_000,
+    "grpc.keepalive_timeout_ms": 10_000,
+    "grpc.keepalive_permit_without_calls": 1,
 }
 
 
@@ -87,7 +96,7 @@ def open_channel(
 ) -> grpc.aio.Channel:
     """A grpc.aio channel to the ledger; reuse it for every call."""
     interceptors = _token_interceptors(security.token)
-    channel_options = list({**_RECONNECT, **options}.items())
+    channel_options = list({**_OPTIONS, **options}.items())
     if security.tls_ca is None:
         if security.tls_cert or security.tls_key:
             raise ValueError("a client certificate needs TLS: give the CA as well")

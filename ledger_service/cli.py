@@ -1,4 +1,5 @@
-"""`ledger-service`: run the gRPC ledger (serve) or apply migrations (migrate)."""
+"""`ledger-service`: run the gRPC ledger (serve), apply or list migrations
+(migrate), or print the effective settings (check-config)."""
 
 from __future__ import annotations
 
@@ -6,36 +7,64 @@ import argparse
 import asyncio
 import sys
 
-from ledger_client import logs
+import asyncpg
+
+from ledger_client import logs, settings_kit
 
 from . import server
 from .database import UnsafeDatabase
-from .settings import Settings, add_flags
+from .migrations import MigrationError
+from .settings import Settings
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ledger-service", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the gRPC ledger service")
-    add_flags(serve)
+    settings_kit.add_flags(serve, Settings)
+    serve.add_argument(
+        "--no-migrate",
+        dest="migrate_on_start",
+        action="store_const",
+        const="false",
+        help="do not apply migrations first (a DML-only role; LEDGER_MIGRATE_ON_START=false)",
+    )
     migrate = commands.add_parser("migrate", help="apply pending database migrations and exit")
-    add_flags(migrate)
+    settings_kit.add_flags(migrate, Settings)
+    migrate.add_argument("--status", action="store_true", help="list migrations, apply nothing")
+    checked = commands.add_parser("check-config", help="print the effective settings and exit")
+    settings_kit.add_flags(checked, Settings)
     flags = parser.parse_args(argv)
     try:
-        settings = Settings.from_env().with_flags(flags)
-    except ValueError as error:
-        parser.error(str(error))
+        settings = settings_kit.load(Settings, flags)
+    except settings_kit.SettingsError as error:
+        parser.exit(2, f"ledger-service: invalid settings:\n{error}\n")
+    if flags.command == "check-config":
+        print("\n".join(settings_kit.describe(settings)))
+        return 0
     logs.configure(settings.log_level, settings.log_format)
     if flags.command == "migrate":
-        applied = asyncio.run(server.migrate(server.database_url(settings)))
-        print("applied: " + ", ".join(applied) if applied else "the database is up to date")
-        return 0
+        return _migrate(parser, settings, status_only=flags.status)
     try:
         asyncio.run(server.serve(settings))
     except (ValueError, OSError) as error:  # bad TLS files, unusable address
         parser.exit(2, f"ledger-service: error: {error}\n")
     except UnsafeDatabase as error:
         parser.exit(2, f"ledger-service: refusing to serve: {error}\n")
+    return 0
+
+
+def _migrate(parser: argparse.ArgumentParser, settings: Settings, *, status_only: bool) -> int:
+    url = server.database_url(settings)
+    try:
+        if status_only:
+            for line in asyncio.run(server.migration_status(url)):
+                print(line)
+            return 0
+        applied = asyncio.run(server.migrate(url, wait=10))
+    except (OSError, TimeoutError, asyncpg.PostgresError, MigrationError) as error:
+        parser.exit(1, f"ledger-service: migrate failed: {error}\n")
+    print("applied: " + ", ".join(applied) if applied else "the database is up to date")
     return 0
 
 

@@ -120,13 +120,16 @@ async def wait_for_database(dsn: str, within: float) -> None:
     """Block until the database accepts connections (a fresh container, a restart)."""
     loop = asyncio.get_running_loop()
     give_up_at = loop.time() + within
+    attempts = 0
     while True:
         try:
             connection = await asyncpg.connect(dsn, timeout=max(0.5, give_up_at - loop.time()))
         except (*_UNAVAILABLE, TimeoutError) as error:
             if loop.time() >= give_up_at:
                 raise
-            log.warning("database not reachable yet (%s); retrying", error)
+            attempts += 1
+            if attempts == 1:  # once, not once per retry
+                log.warning("database not reachable yet (%s); retrying for %.0fs", error, within)
             await asyncio.sleep(0.5)
         else:
             await connection.close()

@@ -78,7 +78,7 @@ def main() -> int:
         children.append(facade)
         _wait_for_facade(facade)
         database = os.environ.get("LEDGER_DATABASE_URL") or "embedded, data in .ledger/pgdata"
-        metrics = os.environ.get("LEDGER_METRICS_LISTEN", "127.0.0.1:9464")
+        metrics = os.environ.get("LEDGER_ADMIN_LISTEN", "127.0.0.1:9464")
         print(f"\n  PostgreSQL      {database}")
         print(f"  ledger gRPC     {LEDGER_LISTEN}   metrics http://{metrics}/metrics")
         print(f"  facade HTTP     http://{FACADE_LISTEN}   (/readyz, /metrics, /openapi.json)")

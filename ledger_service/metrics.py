@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from decimal import Decimal
 
 import asyncpg
-from prometheus_client import REGISTRY, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -80,8 +80,6 @@ class PoolCollector(Collector):
         )
 
 
-def serve_metrics(listen: str, pool: asyncpg.Pool) -> None:
-    """Serve /metrics on listen ("host:port") from a background thread."""
+def watch_pool(pool: asyncpg.Pool) -> None:
+    """The pool's size and use appear on /metrics from now on."""
     REGISTRY.register(PoolCollector(pool))
-    host, _, port = listen.rpartition(":")
-    start_http_server(int(port), addr=host or "127.0.0.1")

@@ -12,6 +12,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from ledger_client import pb, pb_grpc
+from ledger_client.admin_http import AdminListener, Reply, Route, json_reply
 
 from . import database, embedded_pg, metrics, migrations, security, sql_functions
 from .interceptor import CallInterceptor
@@ -27,8 +28,17 @@ def database_url(settings: Settings) -> str:
     return settings.database_url or embedded_pg.start(settings.data_dir)
 
 
-async def migrate(url: str) -> list[str]:
-    await database.wait_for_database(url, within=30)
+async def migration_status(url: str) -> list[str]:
+    await database.wait_for_database(url, within=5)
+    connection = await asyncpg.connect(url)
+    try:
+        return await migrations.status(connection)
+    finally:
+        await connection.close()
+
+
+async def migrate(url: str, *, wait: float = 30) -> list[str]:
+    await database.wait_for_database(url, within=wait)
     connection = await asyncpg.connect(url)
     try:
         applied = await migrations.apply(connection)
@@ -41,9 +51,15 @@ async def migrate(url: str) -> list[str]:
 async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> None:
     """Serve until SIGTERM or SIGINT, then drain in-flight calls and exit."""
     url = database_url(settings)
-    await migrate(url)
+    if settings.migrate_on_start:
+        await migrate(url)
+    else:
+        # Production may run with a role that has no DDL rights (docs/deployment.md).
+        await database.wait_for_database(url, within=30)
     pool = await database.create_pool(url, settings.pool_min_size, settings.pool_max_size)
-    tokens = security.TokenSource(settings.auth_tokens, settings.auth_tokens_file)
+    tokens = security.TokenSource(
+        settings.auth_tokens.get_secret_value(), settings.auth_tokens_file
+    )
     credentials = security.server_credentials(
         settings.tls_cert, settings.tls_key, settings.tls_client_ca
     )
@@ -52,7 +68,14 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
         [security.BearerTokenInterceptor(tokens)] if tokens.enabled else []
     )
     interceptors.append(CallInterceptor(settings.default_deadline))
-    server = grpc.aio.server(interceptors=interceptors)
+    server = grpc.aio.server(
+        interceptors=interceptors,
+        # The client package pings idle connections every 30 s: allow it.
+        options=[
+            ("grpc.keepalive_permit_without_calls", 1),
+            ("grpc.http2.min_recv_ping_interval_without_data_ms", 20_000),
+        ],
+    )
     pb_grpc.add_LedgerServiceServicer_to_server(LedgerServicer(pool, settings), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -64,8 +87,11 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
         ),
         server,
     )
-    if settings.metrics_listen:
-        metrics.serve_metrics(settings.metrics_listen, pool)
+    admin = None
+    if settings.admin_listen:
+        metrics.watch_pool(pool)
+        admin = AdminListener(settings.admin_listen, _admin_routes(pool, health_servicer))
+        await admin.start()
     if credentials is None:
         port = server.add_insecure_port(settings.listen)
     else:
@@ -93,5 +119,26 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
     log.info("shutting down: draining in-flight calls for up to %ss", settings.shutdown_grace)
     await health_servicer.enter_graceful_shutdown()
     await server.stop(settings.shutdown_grace)
+    if admin is not None:
+        await admin.close()
     await pool.close()
     log.info("ledger service stopped")
+
+
+def _admin_routes(
+    pool: asyncpg.Pool, health_servicer: health.aio.HealthServicer
+) -> dict[str, Route]:
+    """HTTP probes that need no gRPC client (they work under mTLS too)."""
+
+    async def healthz() -> Reply:
+        return json_reply(200, {"status": "up"})
+
+    async def readyz() -> Reply:
+        try:
+            async with asyncio.timeout(1.0), pool.acquire() as connection:
+                await connection.fetchval("SELECT 1")
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            return json_reply(503, {"status": "database unreachable"})
+        return json_reply(200, {"status": "ready"})
+
+    return {"/healthz": healthz, "/readyz": readyz}

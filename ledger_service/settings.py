@@ -12,7 +12,8 @@
 | LEDGER_SHUTDOWN_GRACE       | 10               | seconds in-flight calls get to finish on SIGTERM     |
 | LEDGER_LOG_LEVEL            | INFO             | Python logging level                                 |
 | LEDGER_LOG_FORMAT           | text             | `text` (for a terminal) or `json` (one object a line)|
-| LEDGER_METRICS_LISTEN       | 127.0.0.1:9464   | Prometheus /metrics address; empty: no metrics port  |
+| LEDGER_ADMIN_LISTEN         | 127.0.0.1:9464   | HTTP /healthz, /readyz, /metrics; empty: none        |
+| LEDGER_MIGRATE_ON_START     | true             | `serve` applies migrations first (`--no-migrate`: no) |
 | LEDGER_TLS_CERT, _KEY       | (none)           | PEM files: serve TLS instead of plaintext            |
 | LEDGER_TLS_CLIENT_CA        | (none)           | PEM CA: require client certificates it signed (mTLS) |
 | LEDGER_AUTH_TOKENS          | (none)           | comma-separated bearer tokens accepted               |
@@ -24,88 +25,64 @@ With any token configured, every call but health checks needs
 
 from __future__ import annotations
 
-import argparse
-import os
-from collections.abc import Mapping
-from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BeforeValidator, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .money import OvertradingPolicy
 
 
-@dataclass(frozen=True)
-class Settings:
-    listen: str = "127.0.0.1:50051"
-    database_url: str = ""
-    data_dir: Path = Path(".ledger")
-    overtrading_policy: OvertradingPolicy = OvertradingPolicy.DEDUCT
-    pool_min_size: int = 2
-    pool_max_size: int = 10
-    default_deadline: float = 10.0
-    shutdown_grace: float = 10.0
-    log_level: str = "INFO"
-    log_format: str = "text"
-    metrics_listen: str = "127.0.0.1:9464"
-    tls_cert: Path | None = None
-    tls_key: Path | None = None
-    tls_client_ca: Path | None = None
-    auth_tokens: str = ""
-    auth_tokens_file: Path | None = None
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
-        values: dict[str, object] = {}
-        for field in fields(cls):
-            raw = env.get("LEDGER_" + field.name.upper())
-            if raw is None or (raw == "" and not isinstance(field.default, str)):
-                continue
-            values[field.name] = _convert(field.name, raw)
-        return cls(**values)  # type: ignore[arg-type]
-
-    def with_flags(self, flags: argparse.Namespace) -> Settings:
-        values = {
-            field.name: _convert(field.name, getattr(flags, field.name))
-            for field in fields(self)
-            if getattr(flags, field.name, None) is not None
-        }
-        return Settings(**{**self.__dict__, **values})
+def _none_if_empty(value: object) -> object:
+    return None if value == "" else value
 
 
-_PATHS = {"data_dir", "tls_cert", "tls_key", "tls_client_ca", "auth_tokens_file"}
+def _lower(value: object) -> object:
+    return value.lower() if isinstance(value, str) else value
 
 
-def _convert(name: str, raw: object) -> object:
-    default = Settings.__dataclass_fields__[name].default
-    if isinstance(raw, str):
-        if name in _PATHS:
-            return Path(raw) if raw else None
-        if isinstance(default, OvertradingPolicy):
-            return OvertradingPolicy(raw.lower())
-        if isinstance(default, bool):
-            return raw.lower() in ("1", "true", "yes")
-        if isinstance(default, int):
-            return int(raw)
-        if isinstance(default, float):
-            return float(raw)
-    return raw
+def _upper(value: object) -> object:
+    return value.upper() if isinstance(value, str) else value
 
 
-def add_flags(parser: argparse.ArgumentParser) -> None:
-    """Flags for every setting; an absent flag leaves the environment's value."""
-    parser.add_argument("--listen", help="gRPC listen address (LEDGER_LISTEN)")
-    parser.add_argument("--database-url", help="PostgreSQL URL (LEDGER_DATABASE_URL)")
-    parser.add_argument("--data-dir", help="embedded PostgreSQL data (LEDGER_DATA_DIR)")
-    parser.add_argument(
-        "--overtrading-policy",
-        choices=[policy.value for policy in OvertradingPolicy],
-        help="ABNORMAL_OVERTRADING policy (LEDGER_OVERTRADING_POLICY)",
+OptionalPath = Annotated[Path | None, BeforeValidator(_none_if_empty)]
+Seconds = Annotated[float, Field(gt=0)]
+
+
+class Settings(BaseSettings):
+    """The ledger service's one settings object (ledger_client/settings_kit.py)."""
+
+    model_config = SettingsConfigDict(env_prefix="LEDGER_", frozen=True, extra="ignore")
+
+    listen: str = Field("127.0.0.1:50051", description="gRPC listen address")
+    database_url: str = Field("", description="PostgreSQL URL; empty: the embedded one")
+    data_dir: Path = Field(Path(".ledger"), description="embedded PostgreSQL data")
+    overtrading_policy: Annotated[OvertradingPolicy, BeforeValidator(_lower)] = Field(
+        OvertradingPolicy.DEDUCT, description="ABNORMAL_OVERTRADING policy"
     )
-    parser.add_argument("--pool-min-size", help="LEDGER_POOL_MIN_SIZE")
-    parser.add_argument("--pool-max-size", help="LEDGER_POOL_MAX_SIZE")
-    parser.add_argument("--default-deadline", help="seconds (LEDGER_DEFAULT_DEADLINE)")
-    parser.add_argument("--shutdown-grace", help="seconds (LEDGER_SHUTDOWN_GRACE)")
-    parser.add_argument("--log-level", help="LEDGER_LOG_LEVEL")
-    parser.add_argument("--log-format", choices=["text", "json"], help="LEDGER_LOG_FORMAT")
-    parser.add_argument(
-        "--metrics-listen", help="host:port, or '' for none (LEDGER_METRICS_LISTEN)"
+    pool_min_size: int = Field(2, ge=1, description="database connections kept open")
+    pool_max_size: int = Field(10, ge=1, description="database connections at most")
+    default_deadline: Seconds = Field(10.0, description="seconds for a call with no deadline")
+    shutdown_grace: float = Field(10.0, ge=0, description="seconds to drain on SIGTERM")
+    log_level: Annotated[
+        Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], BeforeValidator(_upper)
+    ] = "INFO"
+    log_format: Literal["text", "json"] = "text"
+    admin_listen: str = Field(
+        "127.0.0.1:9464", description="HTTP /healthz, /readyz, /metrics; empty: none"
     )
+    migrate_on_start: bool = Field(True, description="serve applies migrations first")
+    tls_cert: OptionalPath = Field(None, description="PEM certificate: serve TLS")
+    tls_key: OptionalPath = Field(None, description="PEM key of tls_cert")
+    tls_client_ca: OptionalPath = Field(None, description="require client certificates")
+    auth_tokens: SecretStr = Field(SecretStr(""), description="accepted bearer tokens, comma list")
+    auth_tokens_file: OptionalPath = Field(None, description="file of accepted tokens")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if self.pool_min_size > self.pool_max_size:
+            raise ValueError("pool_min_size must not exceed pool_max_size")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("TLS needs both LEDGER_TLS_CERT and LEDGER_TLS_KEY")
+        return self

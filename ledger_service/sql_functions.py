@@ -10,11 +10,9 @@ from importlib import resources
 
 import asyncpg
 
-log = logging.getLogger(__name__)
+from .migrations import ADVISORY_LOCK_KEY
 
-# The migrations' advisory lock: replicas starting together apply these one
-# at a time, never half of one's and half of another's.
-_ADVISORY_LOCK_KEY = 0x1ED6E4
+log = logging.getLogger(__name__)
 
 
 def available() -> list[tuple[str, str]]:
@@ -31,7 +29,9 @@ async def apply(connection: asyncpg.Connection) -> list[str]:
     """Define every function and trigger anew, all in one transaction."""
     applied = []
     async with connection.transaction():
-        await connection.execute("SELECT pg_advisory_xact_lock($1)", _ADVISORY_LOCK_KEY)
+        # The migrations' lock: replicas starting together apply these one at
+        # a time, never half of one's and half of another's.
+        await connection.execute("SELECT pg_advisory_xact_lock($1)", ADVISORY_LOCK_KEY)
         for name, sql in available():
             await connection.execute(sql)
             applied.append(name)

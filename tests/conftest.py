@@ -222,7 +222,7 @@ def ledger_factory(
         env = {
             **os.environ,
             "LEDGER_DATABASE_URL": url,
-            "LEDGER_METRICS_LISTEN": metrics_listen,
+            "LEDGER_ADMIN_LISTEN": metrics_listen,
             "LEDGER_POOL_MIN_SIZE": "1",
             "LEDGER_POOL_MAX_SIZE": "10",
             "LEDGER_SHUTDOWN_GRACE": "5",
@@ -336,6 +336,8 @@ class FacadeProcess(ChildProcess):
     """A `ledger-facade` child process on a loopback port."""
 
     url: str
+    # The admin listener: /healthz, /readyz, /metrics, /openapi.json.
+    admin_url: str = ""
 
     def command(self) -> list[str]:
         return [sys.executable, "-m", "http_facade.cli"]
@@ -351,7 +353,7 @@ class FacadeProcess(ChildProcess):
                 if self.process.poll() is not None:
                     raise RuntimeError(f"facade exited early:\n{self.log()}")
                 try:
-                    answer = await client.get(self.url + path, timeout=1)
+                    answer = await client.get(self.admin_url + path, timeout=1)
                     if answer.status_code == 200:
                         return
                 except httpx.HTTPError:
@@ -371,16 +373,20 @@ def facade_factory(
     logs = tmp_path_factory.mktemp("facade-logs")
 
     def make(**settings: str) -> FacadeProcess:
-        port = free_port()
+        port, admin_port = free_port(), free_port()
         scheme = "https" if "tls_cert" in settings else "http"
         env = {
             **os.environ,
             "FACADE_LISTEN": f"127.0.0.1:{port}",
+            "FACADE_ADMIN_LISTEN": f"127.0.0.1:{admin_port}",
             "FACADE_LEDGER_TARGET": ledger_server.target,
             **{f"FACADE_{name.upper()}": value for name, value in settings.items()},
         }
         facade = FacadeProcess(
-            env=env, log_path=logs / f"facade-{len(made)}.log", url=f"{scheme}://127.0.0.1:{port}"
+            env=env,
+            log_path=logs / f"facade-{len(made)}.log",
+            url=f"{scheme}://127.0.0.1:{port}",
+            admin_url=f"http://127.0.0.1:{admin_port}",
         )
         made.append(facade)
         return facade

@@ -62,7 +62,7 @@ async def test_ledger_down_answers_unavailable_fast_then_recovers(
             tradeboss = TradeBoss(facade.url, client)
             down = await tradeboss.post(EXECUTE, tradeboss.execute_body(wallet, "1.00"), wait=3.0)
             assert down["code"] in ("LW_5001", "LW_5002")
-            assert (await client.get(facade.url + "/readyz")).status_code == 503
+            assert (await client.get(facade.admin_url + "/readyz")).status_code == 503
             ledger.start()
             await ledger.wait_ready()
             loop = asyncio.get_running_loop()
@@ -71,7 +71,7 @@ async def test_ledger_down_answers_unavailable_fast_then_recovers(
                 assert answer["code"] in ("LW_5001", "LW_5002")
                 assert loop.time() < give_up_at, "the facade never used the ledger again"
                 await asyncio.sleep(0.1)
-            assert (await client.get(facade.url + "/readyz")).status_code == 200
+            assert (await client.get(facade.admin_url + "/readyz")).status_code == 200
     finally:
         facade.terminate()
         if ledger.process is not None:

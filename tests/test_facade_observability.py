@@ -46,7 +46,7 @@ async def test_metrics_and_one_trace_across_both_services(ledger_factory, facade
             )
             await tradeboss.post(CANCEL, tradeboss.cancel_body(wallet, unique("never"), "1.00"))
             await tradeboss.query(wallet)
-            text = (await client.get(facade.url + "/metrics")).text
+            text = (await client.get(facade.admin_url + "/metrics")).text
     finally:
         assert facade.terminate() == 0
         assert ledger.terminate() == 0

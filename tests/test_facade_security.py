@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import os
 import ssl
 import subprocess
 import sys
@@ -207,8 +208,15 @@ async def test_serves_https_with_uvicorn_tls(facade_factory, open_wallet, tmp_pa
         facade.terminate()
 
 
-@pytest.mark.parametrize("flag", ["--ledger-deadline=5", "--path-prefix=api"])
-async def test_settings_that_make_no_sense_are_refused(flag):
+@pytest.mark.parametrize(
+    ("flag", "said"),
+    [
+        ("--ledger-deadline=5", "--ledger-deadline='5': Input should be less than 3"),
+        ("--path-prefix=api", "the path prefix must start with /"),
+        ("--max-connections=many", "--max-connections='many'"),
+    ],
+)
+async def test_settings_that_make_no_sense_are_refused(flag, said):
     refused = await asyncio.to_thread(
         subprocess.run,
         [sys.executable, "-m", "http_facade.cli", flag],
@@ -217,7 +225,24 @@ async def test_settings_that_make_no_sense_are_refused(flag):
         timeout=60,
         cwd=ROOT,
     )
-    assert refused.returncode == 2 and "error" in refused.stderr
+    assert refused.returncode == 2 and said in refused.stderr
+    assert "Traceback" not in refused.stderr
+
+
+async def test_facade_check_config_masks_nothing_it_need_not_and_names_every_setting():
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "http_facade.cli", "check-config", "--max-headers", "50"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        env={**os.environ, "FACADE_ALLOWED_COMPANIES": "2,1"},
+    )
+    assert done.returncode == 0, done.stderr
+    assert "FACADE_MAX_HEADERS=50" in done.stdout
+    assert "FACADE_ALLOWED_COMPANIES=1,2" in done.stdout
+    assert "FACADE_ADMIN_LISTEN=127.0.0.1:9465" in done.stdout
 
 
 async def test_a_newline_in_a_field_cannot_forge_a_log_line(facade_factory, open_wallet):

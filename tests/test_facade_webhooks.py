@@ -4,6 +4,7 @@ PostgreSQL, for every row of spec/webhooks.md."""
 from __future__ import annotations
 
 import asyncio
+import signal
 
 import httpx
 import pytest
@@ -162,7 +163,7 @@ async def test_unknown_fields_are_ignored(tradeboss, open_wallet):
 
 async def test_own_openapi_document_lists_paths_and_codes(facade):
     async with httpx.AsyncClient() as client:
-        document = (await client.get(facade.url + "/openapi.json")).json()
+        document = (await client.get(facade.admin_url + "/openapi.json")).json()
     assert document["openapi"].startswith("3.")
     assert set(document["paths"]) == {
         "/get-user-amount",
@@ -189,14 +190,14 @@ async def test_own_openapi_document_lists_paths_and_codes(facade):
 
 async def test_health_and_readiness(facade):
     async with httpx.AsyncClient() as client:
-        assert (await client.get(facade.url + "/healthz")).json() == {"status": "up"}
-        ready = await client.get(facade.url + "/readyz")
+        assert (await client.get(facade.admin_url + "/healthz")).json() == {"status": "up"}
+        ready = await client.get(facade.admin_url + "/readyz")
     assert ready.status_code == 200 and ready.json()["status"] == "ready"
 
 
-async def test_path_prefix_and_several_workers(facade_factory, open_wallet):
+async def test_path_prefix(facade_factory, open_wallet):
     wallet = await open_wallet(balance="3.00")
-    prefixed = facade_factory(path_prefix="/api/cats-gateway", workers="2")
+    prefixed = facade_factory(path_prefix="/api/cats-gateway")
     prefixed.start()
     await prefixed.wait_ready(path="/readyz")
     try:
@@ -208,3 +209,32 @@ async def test_path_prefix_and_several_workers(facade_factory, open_wallet):
         assert prefixed.terminate() == 0
     assert {a["data"]["amount"] for a in answers} == {"3.00"}
     assert bare.status_code == 404
+
+
+async def test_the_public_port_serves_the_webhooks_and_nothing_else(facade):
+    """Health, readiness, metrics and the API document name addresses and money
+    flows: they are on the admin listener (loopback by default) only."""
+    async with httpx.AsyncClient() as client:
+        for path in ("/healthz", "/readyz", "/metrics", "/openapi.json"):
+            public = await client.get(facade.url + path)
+            assert public.status_code == 404 and public.json()["code"] == "LW_1009", path
+            assert (await client.get(facade.admin_url + path)).status_code == 200, path
+        metrics = (await client.get(facade.admin_url + "/metrics")).text
+    assert "facade_requests_total" in metrics
+
+
+async def test_sigterm_turns_readiness_off_before_draining(facade_factory, open_wallet):
+    """The pre-stop delay: /readyz answers 503 at once, webhooks are still
+    answered during the delay, then the process drains and exits 0."""
+    wallet = await open_wallet(balance="3.00")
+    facade = facade_factory(prestop_delay="2", shutdown_grace="5")
+    facade.start()
+    await facade.wait_ready(path="/readyz")
+    assert facade.process is not None
+    facade.process.send_signal(signal.SIGTERM)
+    async with httpx.AsyncClient() as client:
+        await asyncio.sleep(0.3)
+        assert (await client.get(facade.admin_url + "/readyz")).status_code == 503
+        answer = await TradeBoss(facade.url, client).query(wallet)
+        assert answer["code"] == "0"
+    assert await asyncio.to_thread(facade.process.wait, 20) == 0

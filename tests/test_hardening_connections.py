@@ -51,7 +51,7 @@ async def _answered_meanwhile(facade: FacadeProcess, wallet, attack: asyncio.Tas
 
 
 def _refused(facade: FacadeProcess, reason: str) -> float:
-    text = httpx.get(facade.url + "/metrics").text
+    text = httpx.get(facade.admin_url + "/metrics").text
     found = re.search(rf'facade_connections_refused_total{{reason="{reason}"}} ([0-9.]+)', text)
     return float(found.group(1)) if found else 0.0
 

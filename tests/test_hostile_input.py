@@ -29,7 +29,7 @@ schema = schemathesis.openapi.from_dict(webhook_schema.openapi_document(), confi
 
 
 def test_the_schema_is_the_one_the_facade_serves(facade):
-    served = httpx.get(facade.url + "/openapi.json").json()
+    served = httpx.get(facade.admin_url + "/openapi.json").json()
     assert served == json.loads(json.dumps(webhook_schema.openapi_document()))
 
 

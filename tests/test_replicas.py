@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import random
+import urllib.request
 
 import grpc
 
-from ledger_client import pb, pb_grpc
+from ledger_client import open_channel, pb, pb_grpc
 
 from .conftest import LedgerProcess, assert_books_balance, make_wallet
 from .ledger_calls import CLOSE, OPEN, adjust_request, cancel_request
@@ -63,3 +64,38 @@ async def test_same_requests_through_two_replicas_apply_once(ledger_server, ledg
     finally:
         assert second.terminate() == 0
     await assert_books_balance(db)
+
+
+def _calls_answered(metrics_url: str) -> float:
+    text = urllib.request.urlopen(metrics_url, timeout=5).read().decode()
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith('ledger_requests_total{method="GetBalance"')
+    )
+
+
+async def test_the_client_package_spreads_calls_over_every_replica(ledger_server, ledger_factory):
+    """round_robin over every address a target names (here two replicas in an
+    ipv4: list; behind a DNS name with several records, the same): both
+    receive calls, where pick_first sent everything to one."""
+    second: LedgerProcess = ledger_factory()
+    second.start()
+    await second.wait_ready()
+    try:
+        before = [_calls_answered(p.metrics_url) for p in (ledger_server, second)]
+        ports = [p.target.rsplit(":", 1)[1] for p in (ledger_server, second)]
+        target = "ipv4:" + ",".join(f"127.0.0.1:{port}" for port in ports)
+        channel = open_channel(target)
+        try:
+            stub = pb_grpc.LedgerServiceStub(channel)
+            wallet = await make_wallet(stub, balance="1.00")
+            for _ in range(20):
+                await stub.GetBalance(pb.GetBalanceRequest(account=wallet.key), timeout=5)
+        finally:
+            await channel.close()
+        after = [_calls_answered(p.metrics_url) for p in (ledger_server, second)]
+        spread = [now - then for now, then in zip(after, before, strict=True)]
+        assert sum(spread) == 20 and min(spread) >= 5, spread
+    finally:
+        second.terminate()

@@ -4,6 +4,7 @@ operator CLI and graceful shutdown, each against a real process."""
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import subprocess
 import sys
@@ -118,25 +119,133 @@ async def test_operator_cli_errors_are_clear_and_non_zero(ledger_server):
     assert "Traceback" not in missing.stderr + bad.stderr + down.stderr
 
 
-async def test_migrate_is_idempotent(database_url, ledger_server, db):
-    done = await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "ledger_service", "migrate", "--database-url", database_url],
+def _service(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ledger_service", *args],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=90,
         cwd=ROOT,
+        env={**os.environ, **(env or {})},
     )
+
+
+async def test_migrate_is_idempotent_and_says_where_it_stands(database_url, ledger_server, db):
+    done = await asyncio.to_thread(_service, "migrate", "--database-url", database_url)
     assert done.returncode == 0, done.stderr
     assert "up to date" in done.stdout
     async with db.acquire() as connection:
-        versions = [
-            r["version"]
-            for r in await connection.fetch(
-                "SELECT version FROM schema_migrations ORDER BY version"
-            )
-        ]
-    assert versions == [version for version, _, _ in migrations.available()]
+        rows = await connection.fetch(
+            "SELECT version, checksum FROM schema_migrations ORDER BY version"
+        )
+    shipped = migrations.available()
+    assert [(r["version"], r["checksum"]) for r in rows] == [
+        (m.version, m.checksum) for m in shipped
+    ]
+    status = await asyncio.to_thread(
+        _service, "migrate", "--status", "--database-url", database_url
+    )
+    assert status.returncode == 0, status.stderr
+    assert status.stdout.splitlines()[0].startswith(f"applied  {shipped[0].name}")
+
+
+async def test_an_edited_migration_is_refused_and_old_databases_get_checksums(
+    own_postgres, tmp_path
+):
+    url = own_postgres.url
+    assert (await asyncio.to_thread(_service, "migrate", "--database-url", url)).returncode == 0
+    connection = await asyncpg.connect(url)
+    try:
+        # A database made before checksums were kept: the column is filled in.
+        await connection.execute("UPDATE schema_migrations SET checksum = NULL")
+        again = await asyncio.to_thread(_service, "migrate", "--database-url", url)
+        assert again.returncode == 0, again.stderr
+        assert await connection.fetchval("SELECT count(*) FROM schema_migrations") == 1
+        assert await connection.fetchval("SELECT checksum FROM schema_migrations") == (
+            migrations.available()[0].checksum
+        )
+        # The applied text differs from the shipped one: refuse, name the file.
+        await connection.execute("UPDATE schema_migrations SET checksum = 'edited'")
+        refused = await asyncio.to_thread(_service, "migrate", "--database-url", url)
+        assert refused.returncode == 1
+        assert "0001_ledger.sql differs from the one applied" in refused.stderr
+        assert "Traceback" not in refused.stderr
+        status = await asyncio.to_thread(_service, "migrate", "--status", "--database-url", url)
+        assert status.stdout.startswith("CHANGED  0001_ledger.sql")
+    finally:
+        await connection.close()
+
+
+async def test_migrations_take_the_lock_before_anything_and_may_skip_the_transaction(
+    own_postgres,
+):
+    """Two replicas on an empty database: the second waits for the first's lock
+    before it even looks for the table; a no-transaction file runs as written."""
+    url = own_postgres.url
+    blocker = await asyncpg.connect(url)
+    try:
+        await blocker.execute("SELECT pg_advisory_lock($1)", migrations.ADVISORY_LOCK_KEY)
+        waiting = asyncio.create_task(asyncio.to_thread(_service, "migrate", "--database-url", url))
+        await asyncio.sleep(3)
+        assert not waiting.done()
+        assert await blocker.fetchval("SELECT to_regclass('schema_migrations')") is None
+        await blocker.execute("SELECT pg_advisory_unlock($1)", migrations.ADVISORY_LOCK_KEY)
+        assert (await waiting).returncode == 0
+    finally:
+        await blocker.close()
+    plain = migrations.Migration(99, "0099_x.sql", "CREATE INDEX CONCURRENTLY x ON t (a)")
+    loose = migrations.Migration(99, "0099_x.sql", migrations.NO_TRANSACTION + "\n" + plain.sql)
+    assert plain.in_transaction and not loose.in_transaction
+
+
+async def test_bad_settings_and_an_unreachable_database_are_one_clear_line(tmp_path):
+    bad = await asyncio.to_thread(
+        _service, "serve", env={"LEDGER_POOL_MAX_SIZE": "ten", "LEDGER_LOG_LEVEL": "verbose"}
+    )
+    assert bad.returncode == 2
+    assert "LEDGER_POOL_MAX_SIZE='ten'" in bad.stderr and "a number" in bad.stderr
+    assert "LEDGER_LOG_LEVEL='VERBOSE'" in bad.stderr and "DEBUG, INFO" in bad.stderr
+    assert "Traceback" not in bad.stderr
+    unreachable = await asyncio.to_thread(
+        _service, "migrate", "--database-url", "postgresql://nobody@127.0.0.1:1/none"
+    )
+    assert unreachable.returncode == 1
+    assert "migrate failed" in unreachable.stderr and "Traceback" not in unreachable.stderr
+    assert len(unreachable.stderr.splitlines()) <= 3
+
+
+async def test_check_config_prints_the_effective_settings_with_secrets_masked():
+    done = await asyncio.to_thread(
+        _service,
+        "check-config",
+        "--pool-max-size",
+        "20",
+        env={
+            "LEDGER_AUTH_TOKENS": "very-secret",
+            "LEDGER_DATABASE_URL": "postgresql://ledger:hunter2@db/ledger",
+        },
+    )
+    assert done.returncode == 0, done.stderr
+    assert "LEDGER_POOL_MAX_SIZE=20" in done.stdout
+    assert "LEDGER_AUTH_TOKENS=****" in done.stdout
+    assert "LEDGER_DATABASE_URL=postgresql://ledger:****@db/ledger" in done.stdout
+    assert "very-secret" not in done.stdout and "hunter2" not in done.stdout
+
+
+async def test_serve_without_migrating_needs_no_ddl(ledger_factory, own_postgres):
+    """`serve --no-migrate` (LEDGER_MIGRATE_ON_START=false) for a DML-only role:
+    it creates nothing, and works on a migrated database."""
+    url = own_postgres.url
+    assert (await asyncio.to_thread(_service, "migrate", "--database-url", url)).returncode == 0
+    ledger: LedgerProcess = ledger_factory(database_url=url, migrate_on_start="false")
+    ledger.start()
+    try:
+        await ledger.wait_ready()
+        async with grpc.aio.insecure_channel(ledger.target) as channel:
+            await make_wallet(pb_grpc.LedgerServiceStub(channel), balance="1.00")
+    finally:
+        ledger.terminate()
+    assert "applied functions" not in ledger.log()
 
 
 async def test_sigterm_drains_in_flight_calls_and_exits_zero(ledger_factory, db):

@@ -84,7 +84,7 @@ async def test_ledger_killed_and_restarted_under_tradeboss(ledger_factory, facad
         customers = [wallet.customer for wallet in wallets]
         await _until(lambda: _trades_recorded(db, customers), 20)
         ledger.kill()
-        await _until(lambda: _facade_not_ready(facade.url), 20)
+        await _until(lambda: _facade_not_ready(facade.admin_url), 20)
         ledger.start()
         await ledger.wait_ready()
         done = await simulation
