@@ -9,8 +9,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
+import json
 import os
 import sys
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+from google.protobuf import json_format
 from grpc_status import rpc_status
 
 from ledger_client import ChannelSecurity, open_channel, pb, pb_grpc
@@ -54,7 +57,7 @@ async def open_account(stub: Any, flags: argparse.Namespace) -> str:
         timeout=flags.timeout,
     )
     verb = "opened" if answer.created else "already open"
-    return f"{verb}: {_show_balance(answer.balance)}"
+    return _json(_dict(answer)) if flags.json else f"{verb}: {_show_balance(answer.balance)}"
 
 
 def _funding(method: str) -> Command:
@@ -75,6 +78,8 @@ def _funding(method: str) -> Command:
             raise Refused(
                 f"{_outcome(answer.outcome)}{field}{replay}; balance {answer.balance.amount}"
             )
+        if flags.json:
+            return _json(_dict(answer))
         return f"{method.lower()} applied{replay}: {_show_balance(answer.balance)}"
 
     return run
@@ -84,7 +89,7 @@ async def balance(stub: Any, flags: argparse.Namespace) -> str:
     answer = await stub.GetBalance(
         pb.GetBalanceRequest(account=_account(flags)), timeout=flags.timeout
     )
-    return _show_balance(answer.balance)
+    return _json(_dict(answer.balance)) if flags.json else _show_balance(answer.balance)
 
 
 async def exposure(stub: Any, flags: argparse.Namespace) -> str:
@@ -92,6 +97,8 @@ async def exposure(stub: Any, flags: argparse.Namespace) -> str:
     if flags.as_of:
         request.as_of.FromDatetime(flags.as_of)
     answer = await stub.GetExposure(request, timeout=flags.timeout)
+    if flags.json:
+        return _json(_dict(answer))
     rows = [("company", "currency", "wallets", "customers hold", "clearing", "funding")]
     for item in answer.exposures:
         rows.append(
@@ -120,6 +127,8 @@ async def rebind_user_name(stub: Any, flags: argparse.Namespace) -> str:
         ),
         timeout=flags.timeout,
     )
+    if flags.json:
+        return _json(_dict(answer))
     before = answer.previous_user_name or "(none)"
     return f"userName {before} -> {answer.balance.user_name}: {_show_balance(answer.balance)}"
 
@@ -131,6 +140,8 @@ async def statement(stub: Any, flags: argparse.Namespace) -> str:
         ),
         timeout=flags.timeout,
     )
+    if flags.json:
+        return _json(_dict(answer))
     rows = [("#", "time (UTC)", "cause", "amount", "balance after", "request", "trace")]
     for entry in answer.entries:
         rows.append(
@@ -164,6 +175,8 @@ async def request(stub: Any, flags: argparse.Namespace) -> str:
         timeout=flags.timeout,
     )
     record = answer.request
+    if flags.json:
+        return _json(_dict(record))
     fields = [
         ("kind", pb.RequestKind.Name(record.kind).removeprefix("REQUEST_KIND_").lower()),
         ("outcome", _outcome(record.outcome)),
@@ -192,25 +205,64 @@ async def reconcile(stub: Any, flags: argparse.Namespace) -> str:
     """Print each discrepancy as it streams in; refuse (exit 1) if there was any."""
     call = stub.Reconcile(pb.ReconcileRequest(company_id=flags.company_id or 0))
     summary = pb.ReconcileSummary()
+    found: list[pb.Discrepancy] = []
+    progress = Progress("checks")
     async for item in call:
         if item.HasField("summary"):
             summary = item.summary
-            continue
-        found = item.discrepancy
-        key = found.account
-        where = f"{key.company_id}/{key.customer}/{key.currency}"
-        if found.request_unique_no:
-            where += f" request {found.request_unique_no}"
-        if found.entry_no:
-            where += f" entry {found.entry_no}"
-        print(f"{found.check}: {where}: {found.detail}", flush=True)
+        elif item.HasField("progress"):
+            progress.update(item.progress.checks_done, item.progress.checks_total)
+        else:
+            found.append(item.discrepancy)
+            if not flags.json:
+                print(_discrepancy_line(item.discrepancy), flush=True)
+    progress.done()
+    if flags.json:
+        print(_json({"discrepancies": [_dict(d) for d in found], "summary": _dict(summary)}))
     report = (
         f"checked {summary.accounts_checked} accounts, {summary.entries_checked} journal "
         f"entries, {summary.requests_checked} requests: "
     )
     if summary.discrepancies:
         raise Refused(report + f"{summary.discrepancies} discrepancies")
-    return report + "the books balance"
+    return "" if flags.json else report + "the books balance"
+
+
+def _discrepancy_line(found: pb.Discrepancy) -> str:
+    key = found.account
+    where = f"{key.company_id}/{key.customer}/{key.currency}"
+    if found.request_unique_no:
+        where += f" request {found.request_unique_no}"
+    if found.entry_no:
+        where += f" entry {found.entry_no}"
+    return f"{found.check}: {where}: {found.detail}"
+
+
+class Progress:
+    """Rows done, rate and time left on stderr, when stderr is a terminal
+    (never in a pipe or a log)."""
+
+    def __init__(self, unit: str) -> None:
+        self.unit = unit
+        self.started = time.monotonic()
+        self.shown = sys.stderr.isatty()
+        self.last = 0.0
+
+    def update(self, done: int, total: int = 0) -> None:
+        now = time.monotonic()
+        if not self.shown or (now - self.last < 0.2 and done != total):
+            return
+        self.last = now
+        elapsed = max(now - self.started, 1e-6)
+        rate = done / elapsed
+        line = f"{done:,}{f' of {total:,}' if total else ''} {self.unit}, {rate:,.0f}/s"
+        if total and rate:
+            line += f", about {max(0.0, (total - done) / rate):.0f}s left"
+        print(f"\r{line}\x1b[K", end="", file=sys.stderr, flush=True)
+
+    def done(self) -> None:
+        if self.shown:
+            print(file=sys.stderr)
 
 
 EXPORT_COLUMNS = [
@@ -237,11 +289,13 @@ async def export(stub: Any, flags: argparse.Namespace) -> str:
     request.to_time.FromDatetime(_date(flags.to_date))
     # A one-shot command: blocking writes are what it is for.
     output = open(flags.output, "w", newline="") if flags.output else sys.stdout  # noqa: ASYNC230
-    rows = 0
+    rows = total = 0
+    progress = Progress("journal entries")
     try:
         writer = csv.writer(output)
         writer.writerow(EXPORT_COLUMNS)
         async for batch in stub.ExportJournal(request):
+            total = batch.total_entries or total
             for item in batch.entries:
                 entry, key = item.entry, item.account
                 writer.writerow(
@@ -264,7 +318,9 @@ async def export(stub: Any, flags: argparse.Namespace) -> str:
                     ]
                 )
             rows += len(batch.entries)
+            progress.update(rows, total)
     finally:
+        progress.done()
         if output is not sys.stdout:
             output.close()
     summary = f"exported {rows} journal entries from {flags.from_date} to {flags.to_date}"
@@ -276,6 +332,16 @@ async def export(stub: Any, flags: argparse.Namespace) -> str:
 
 def _enum_text(enum: Any, value: int, prefix: str) -> str:
     return "" if value == 0 else str(enum.Name(value)).removeprefix(prefix)
+
+
+def _dict(message: Any) -> dict[str, Any]:
+    """A message as JSON-ready data: the proto's own field names, enums by name,
+    amounts as the decimal strings they are."""
+    return json_format.MessageToDict(message, preserving_proto_field_name=True)
+
+
+def _json(document: object) -> str:
+    return json.dumps(document, indent=2, sort_keys=True)
 
 
 def _moment(text: str) -> datetime:
@@ -311,6 +377,7 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--company-id", type=int, required=True)
         sub.add_argument("--customer", required=True, help="TradeBoss thirdServerCode")
         sub.add_argument("--currency", required=True)
+        sub.add_argument("--json", action="store_true", help="print JSON for machines")
         sub.set_defaults(run=run)
         return sub
 
@@ -343,11 +410,13 @@ def _parser() -> argparse.ArgumentParser:
         "reconcile", help="check every wallet's books; exit 1 on any discrepancy"
     )
     checked.add_argument("--company-id", type=int, help="only this company")
+    checked.add_argument("--json", action="store_true", help="print JSON for machines")
     checked.set_defaults(run=reconcile)
     exposed = commands.add_parser(
         "exposure", help="per company and currency: customers, clearing and funding balances"
     )
     exposed.add_argument("--company-id", type=int, help="only this company")
+    exposed.add_argument("--json", action="store_true", help="print JSON for machines")
     exposed.add_argument(
         "--as-of",
         type=_moment,

@@ -133,6 +133,12 @@ class Discrepancy:
 
 
 @dataclass(frozen=True)
+class Progress:
+    checks_done: int
+    checks_total: int
+
+
+@dataclass(frozen=True)
 class Summary:
     accounts: int
     entries: int
@@ -156,24 +162,34 @@ class ExportedEntry:
     created_at: datetime
 
 
-async def reconcile(pool: asyncpg.Pool, company_id: int) -> AsyncIterator[Discrepancy | Summary]:
-    """Yield every discrepancy, then one Summary."""
+async def reconcile(
+    pool: asyncpg.Pool, company_id: int
+) -> AsyncIterator[Discrepancy | Progress | Summary]:
+    """Yield every discrepancy and a Progress after each check, then one Summary."""
     found = 0
     async with pool.acquire() as connection, _snapshot(connection):
         counts = await connection.fetchrow(_COUNTS, company_id)
         assert counts is not None
         accounts, entries, requests = counts
-        for check, query in CHECKS.items():
+        for done, (check, query) in enumerate(CHECKS.items(), start=1):
             async for row in connection.cursor(query, company_id, prefetch=_PREFETCH):
                 found += 1
                 yield Discrepancy(check, AccountKey(row[0], row[1], row[2]), row[3], row[4], row[5])
+            yield Progress(done, len(CHECKS))
     yield Summary(accounts, entries, requests, found)
+
+
+_EXPORT_COUNT = """
+SELECT count(*) FROM journal_entries
+WHERE created_at >= $1 AND created_at < $2 AND ($3 = 0 OR company_id = $3)"""
 
 
 async def export_journal(
     pool: asyncpg.Pool, from_time: datetime, to_time: datetime, company_id: int
-) -> AsyncIterator[ExportedEntry]:
+) -> AsyncIterator[int | ExportedEntry]:
+    """First the number of entries, then each entry, all from one snapshot."""
     async with pool.acquire() as connection, _snapshot(connection):
+        yield await connection.fetchval(_EXPORT_COUNT, from_time, to_time, company_id)
         async for row in connection.cursor(
             _EXPORT, from_time, to_time, company_id, prefetch=_PREFETCH
         ):

@@ -223,7 +223,13 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
     ) -> AsyncIterator[pb.ReconcileResponse]:
         log.info("reconciliation started (company %s)", request.company_id or "all")
         async for item in reconciliation.reconcile(self._pool, request.company_id):
-            if isinstance(item, reconciliation.Discrepancy):
+            if isinstance(item, reconciliation.Progress):
+                yield pb.ReconcileResponse(
+                    progress=pb.ReconcileProgress(
+                        checks_done=item.checks_done, checks_total=item.checks_total
+                    )
+                )
+            elif isinstance(item, reconciliation.Discrepancy):
                 yield pb.ReconcileResponse(
                     discrepancy=pb.Discrepancy(
                         check=item.check,
@@ -271,15 +277,19 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
         from_time = request.from_time.ToDatetime(tzinfo=UTC)
         to_time = request.to_time.ToDatetime(tzinfo=UTC)
         batch: list[pb.ExportedEntry] = []
+        total = 0
         async for entry in reconciliation.export_journal(
             self._pool, from_time, to_time, request.company_id
         ):
+            if isinstance(entry, int):
+                total = entry  # sent with the first batch
+                continue
             batch.append(_exported_entry(entry))
             if len(batch) == _EXPORT_BATCH:
-                yield pb.ExportJournalResponse(entries=batch)
-                batch = []
-        if batch:
-            yield pb.ExportJournalResponse(entries=batch)
+                yield pb.ExportJournalResponse(entries=batch, total_entries=total)
+                batch, total = [], 0
+        if batch or total:
+            yield pb.ExportJournalResponse(entries=batch, total_entries=total)
 
 
 _EXPORT_BATCH = 500

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import json
+import os
+import pty
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -206,3 +209,78 @@ async def test_exposure_says_where_the_money_is_now_and_as_of_a_time(
     bad = await asyncio.to_thread(_cli, ledger_server.target, "exposure", "--as-of", "soon")
     assert bad.returncode == 2 and "not a date or time" in bad.stderr
     await assert_books_balance(db)
+
+
+async def test_every_read_command_speaks_json(ledger_server, ledger_stub, open_wallet):
+    wallet = await open_wallet(balance="10.00", company_id=8_000 + datetime.now(UTC).microsecond)
+    execute = adjust_request(wallet, "2.50", OPEN)
+    await ledger_stub.Adjust(execute)
+    account = [
+        "--company-id",
+        str(wallet.company_id),
+        "--customer",
+        wallet.customer,
+        "--currency",
+        wallet.currency,
+    ]
+    runs = {
+        "balance": ["balance", *account, "--json"],
+        "statement": ["statement", *account, "--json"],
+        "request": ["request", *account, "--number", execute.request_unique_no, "--json"],
+        "exposure": ["exposure", "--company-id", str(wallet.company_id), "--json"],
+        "reconcile": ["reconcile", "--company-id", str(wallet.company_id), "--json"],
+    }
+    read = {}
+    for name, args in runs.items():
+        done = await asyncio.to_thread(_cli, ledger_server.target, *args)
+        assert done.returncode == 0, (name, done.stderr)
+        read[name] = json.loads(done.stdout)
+    assert read["balance"]["amount"] == "7.50"
+    assert [e["amount"] for e in read["statement"]["entries"]] == ["-2.50", "10.00"]
+    assert read["statement"]["entries"][0]["counterparty"] == "clearing"
+    assert read["request"]["outcome"] == "OUTCOME_APPLIED"
+    assert read["exposure"]["exposures"][0]["customers"] == "7.50"
+    assert read["reconcile"]["discrepancies"] == []
+
+
+def test_export_and_reconcile_show_progress_on_a_terminal(ledger_server, bulk_wallet, tmp_path):
+    """Rows done, rate and time left on stderr, only when it is a terminal."""
+    today = datetime.now(UTC).date()
+    command = [
+        sys.executable,
+        "-m",
+        "ledger_service.operator_cli",
+        "--target",
+        ledger_server.target,
+        "export",
+        "--company-id",
+        str(BULK_COMPANY),
+        "--from",
+        str(today),
+        "--to",
+        str(today + timedelta(days=1)),
+        "--output",
+        str(tmp_path / "out.csv"),
+    ]
+    controller, terminal = pty.openpty()
+    try:
+        done = subprocess.run(
+            command, stderr=terminal, stdout=subprocess.PIPE, timeout=120, cwd=ROOT
+        )
+        os.close(terminal)
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(controller, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        os.close(controller)
+    assert done.returncode == 0
+    assert f"{BULK_ENTRIES:,} of {BULK_ENTRIES:,} journal entries".encode() in shown
+    assert b"/s" in shown and b"left" in shown
+    piped = subprocess.run(command, capture_output=True, timeout=120, cwd=ROOT)
+    assert piped.returncode == 0 and b"journal entries," not in piped.stderr
