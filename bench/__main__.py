@@ -78,6 +78,25 @@ async def _open_accounts(target: str, count: int) -> None:
         await asyncio.gather(*(worker() for _ in range(32)))
 
 
+class GeneratorFailed(RuntimeError):
+    """A load generator died or reported nothing: which one, and why."""
+
+
+def collect_report(name: str, process: subprocess.Popen[bytes], report: Path) -> dict[str, Any]:
+    """Wait for one generator and read its report file; a clear error otherwise."""
+    _, stderr = process.communicate()
+    tail = stderr.decode(errors="replace").strip().splitlines()[-15:]
+    if process.returncode != 0 or not report.exists():
+        raise GeneratorFailed(
+            f"{name} failed (exit code {process.returncode}, "
+            f"{'no report' if not report.exists() else 'report written'}):\n" + "\n".join(tail)
+        )
+    try:
+        return dict(json.loads(report.read_text()))
+    except ValueError as error:
+        raise GeneratorFailed(f"{name} wrote an unreadable report: {error}") from None
+
+
 def _cpu_of(pids: list[int]) -> float:
     total = 0.0
     for pid in pids:
@@ -107,6 +126,8 @@ def _load(
     targets = stack.ledger_targets if mode == "grpc" else stack.facade_urls
     mix = [int(part) for part in flags.mix.split(",")]
     processes = []
+    reports = stack.data_dir / "reports"
+    reports.mkdir(exist_ok=True)
     component_pids = {
         "ledger": [p.pid for p in stack.processes if "ledger" in " ".join(p.args)],
         "facade": [p.pid for p in stack.processes if "http_facade" in " ".join(p.args)],
@@ -130,14 +151,21 @@ def _load(
         }
         if settings.get("rate"):
             settings["rate"] = settings["rate"] / flags.loaders
+        settings["report"] = str(reports / f"{settings['prefix']}.json")
         processes.append(
             subprocess.Popen(
                 [sys.executable, "-m", "bench.loadgen", json.dumps(settings)],
                 cwd=ROOT,
-                stdout=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
             )
         )
-    outputs = [json.loads(process.communicate()[0]) for process in processes]
+    outputs = [
+        collect_report(f"load generator {index} of {name}", process, reports / f"{prefix}.json")
+        for index, (process, prefix) in enumerate(
+            zip(processes, [f"{_slug(name)}-{i}" for i in range(flags.loaders)], strict=True)
+        )
+    ]
     wall = time.perf_counter() - started
     cpu_after = {name_: _cpu_of(pids) for name_, pids in component_pids.items()}
     latencies = [latency for output in outputs for latency in output["latencies"]]

@@ -14,6 +14,7 @@ import uuid
 from array import array
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 COMPANY_ID = 1
@@ -267,6 +268,8 @@ async def main_async(settings: dict[str, Any]) -> dict[str, Any]:
 
 
 def main() -> None:
+    """Reports through the file named in settings["report"], written whole
+    (a stray print on stdout can never corrupt it)."""
     settings = json.loads(sys.argv[1])
     try:
         import uvloop
@@ -274,7 +277,11 @@ def main() -> None:
         uvloop.install()
     except ImportError:
         pass
-    print(json.dumps(asyncio.run(main_async(settings))))
+    result = asyncio.run(main_async(settings))
+    report = Path(settings["report"])
+    partial = report.with_suffix(".partial")
+    partial.write_text(json.dumps(result))
+    partial.rename(report)
 
 
 if __name__ == "__main__":

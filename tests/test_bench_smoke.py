@@ -58,3 +58,36 @@ async def test_quick_bench_writes_a_verified_result(tmp_path):
     assert all(check["agree"] for check in verification["answers_match_books"].values())
     assert result["valid"] is True
     assert "e2e uniform" in done.stdout and "VALID" in done.stdout
+
+
+def test_a_generator_reports_through_its_file_and_a_failed_one_is_named(tmp_path):
+    """Stray prints cannot corrupt a report (it goes through a file, written
+    whole); a generator that dies is an error naming it, its exit code and
+    the end of what it said."""
+    from bench.__main__ import GeneratorFailed, collect_report
+
+    report = tmp_path / "ok.json"
+    noisy = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import json, pathlib, sys; print('junk {'); print('more junk', file=sys.stderr);"
+            f"pathlib.Path({str(report)!r}).write_text(json.dumps({{'errors': 0}}))",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    assert collect_report("load generator 0 of test", noisy, report) == {"errors": 0}
+    crashed = subprocess.Popen(
+        [sys.executable, "-c", "raise SystemExit('cannot reach the facade')"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        collect_report("load generator 1 of e2e uniform", crashed, tmp_path / "missing.json")
+    except GeneratorFailed as failure:
+        message = str(failure)
+    else:
+        raise AssertionError("a failed generator went unnoticed")
+    assert "load generator 1 of e2e uniform failed (exit code 1, no report)" in message
+    assert "cannot reach the facade" in message
