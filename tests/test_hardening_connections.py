@@ -29,7 +29,9 @@ class FacadeWithFewFiles(FacadeProcess):
 async def _started(facade_factory, cls: type[FacadeProcess] = FacadeProcess, **settings: str):
     made = facade_factory(**settings)
     facade = (
-        made if cls is FacadeProcess else cls(env=made.env, log_path=made.log_path, url=made.url)
+        made
+        if cls is FacadeProcess
+        else cls(env=made.env, log_path=made.log_path, url=made.url, admin_url=made.admin_url)
     )
     facade.start()
     await facade.wait_ready()
