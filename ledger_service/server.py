@@ -11,7 +11,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from ledger_client import pb, pb_grpc
+from ledger_client import pb, pb_grpc, tracing
 from ledger_client.admin_http import AdminListener, Reply, Route, json_reply
 
 from . import database, embedded_pg, metrics, migrations, security, sql_functions
@@ -50,6 +50,8 @@ async def migrate(url: str, *, wait: float = 30) -> list[str]:
 
 async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> None:
     """Serve until SIGTERM or SIGINT, then drain in-flight calls and exit."""
+    if tracing.wanted():
+        tracing.setup("ledger-service")
     url = database_url(settings)
     if settings.migrate_on_start:
         await migrate(url)
