@@ -10,6 +10,7 @@ import time
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -19,23 +20,33 @@ from ledger_client.admin_http import AdminListener, Reply, json_reply
 from ledger_client.admin_http import Route as AdminRoute
 
 from . import codes, connection_limits, handlers, schema, validation
-from .envelope import render
+from .envelope import Answer, render
 from .ledger_client import LedgerClient
+from .middleware import CallerAllowlist, WebhookObserver
 from .settings import FacadeSettings
+
+# The three webhooks: (path under the prefix, handler, name in metrics and logs).
+WEBHOOKS = [
+    ("/get-user-amount", handlers.get_user_amount, "get-user-amount"),
+    (
+        "/external-system-credit-limit-adjustment",
+        handlers.execute,
+        "external-system-credit-limit-adjustment",
+    ),
+    (
+        "/cancel-external-system-credit-limit-adjustment",
+        handlers.cancel,
+        "cancel-external-system-credit-limit-adjustment",
+    ),
+]
 
 
 def create_app(settings: FacadeSettings, ledger: LedgerClient) -> Starlette:
     prefix = settings.path_prefix.rstrip("/")
-    routes = [
-        Route(f"{prefix}/get-user-amount", handlers.get_user_amount, methods=["POST"]),
-        Route(
-            f"{prefix}/external-system-credit-limit-adjustment", handlers.execute, methods=["POST"]
-        ),
-        Route(
-            f"{prefix}/cancel-external-system-credit-limit-adjustment",
-            handlers.cancel,
-            methods=["POST"],
-        ),
+    routes = [Route(prefix + path, handler, methods=["POST"]) for path, handler, _ in WEBHOOKS]
+    middleware = [
+        Middleware(WebhookObserver, endpoints={prefix + path: name for path, _, name in WEBHOOKS}),
+        Middleware(CallerAllowlist, settings=settings),
     ]
 
     @contextlib.asynccontextmanager
@@ -55,8 +66,14 @@ def create_app(settings: FacadeSettings, ledger: LedgerClient) -> Starlette:
 
     app = Starlette(
         routes=routes,
+        middleware=middleware,
         lifespan=lifespan,
-        exception_handlers={404: not_a_webhook, 405: not_a_webhook},
+        exception_handlers={
+            Answer: handlers.refusal,
+            Exception: handlers.internal_error,
+            404: not_a_webhook,
+            405: not_a_webhook,
+        },
     )
     # A trailing slash is another path, not a redirect to wherever Host: says.
     app.router.redirect_slashes = False

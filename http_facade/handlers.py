@@ -1,21 +1,21 @@
 """The three webhooks: each reads parse -> validate -> call the ledger -> render.
 
-`webhook` wraps them with what every call shares: the caller checks, the
-headers, the body, the envelope, the log line and the metrics.
+What every call shares lives elsewhere: the log line, metrics and caller
+allowlist are middleware (middleware.py); a refusal raised anywhere (Answer)
+becomes its envelope in one exception handler (`refusal` below).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ledger_client import pb, tracing
+from ledger_client import pb
 
 from . import codes, metrics, schema, security, validation
 from .codes import Code
@@ -26,8 +26,6 @@ from .validation import OPERATION_TYPES, Headers, Shape
 
 log = logging.getLogger(__name__)
 
-Result = tuple[Code, tuple[str, ...], dict[str, Any]]
-
 # TradeBoss gives up on a webhook 3 s after sending it; the answer needs a
 # moment to travel back. One budget per webhook, from its arrival.
 TRADEBOSS_TIMEOUT = 3.0
@@ -36,7 +34,7 @@ ANSWER_MARGIN = 0.2
 
 @dataclass(frozen=True)
 class Call:
-    """One webhook call, its headers and body already parsed."""
+    """One webhook call, its headers and body read and checked."""
 
     headers: Headers
     body: dict[str, Any]
@@ -50,76 +48,44 @@ class Call:
         return max(0.0, min(self.ledger.deadline, left))
 
 
-def webhook(
-    endpoint: str,
-) -> Callable[[Callable[[Call], Awaitable[Result]]], Callable[[Request], Awaitable[Response]]]:
-    def decorate(
-        handler: Callable[[Call], Awaitable[Result]],
-    ) -> Callable[[Request], Awaitable[Response]]:
-        async def answer(request: Request) -> Response:
-            started = time.perf_counter()
-            settings: FacadeSettings = request.app.state.settings
-            trace = validation.trace_of(request.headers)
-            tracing.tag_tradeboss_trace(trace)
-            log_fields: dict[str, Any] = {"endpoint": endpoint, "trace": trace}
-            result: Result = (codes.INTERNAL_ERROR, (), {})
-            metrics.IN_FLIGHT.labels(endpoint).inc()
-            try:
-                _check_caller(request, settings)
-                headers = validation.parse_headers(request.headers)
-                log_fields["company_id"] = headers.company_id
-                if (
-                    settings.allowed_companies
-                    and headers.company_id not in settings.allowed_companies
-                ):
-                    metrics.REJECTIONS.labels("company").inc()
-                    raise Answer(codes.COMPANY_NOT_ALLOWED, str(headers.company_id))
-                raw = await _read_body(request, settings.max_body_bytes)
-                secret: bytes | None = request.app.state.hmac_secret
-                if secret is not None and not security.signature_valid(
-                    secret,
-                    request.headers,
-                    raw,
-                    int(time.time() * 1000),
-                    settings.signature_window,
-                ):
-                    metrics.REJECTIONS.labels("signature").inc()
-                    raise Answer(codes.BAD_SIGNATURE)
-                body = validation.parse_body(
-                    raw, request.headers.get("content-type"), settings.max_body_bytes
-                )
-                result = await handler(
-                    Call(headers, body, request.app.state.ledger, log_fields, started)
-                )
-            except Answer as refusal:
-                result = (refusal.code, refusal.params, refusal.data)
-            except Exception:
-                log.exception("internal error on %s (trace %s)", endpoint, trace)
-                result = (codes.INTERNAL_ERROR, (), {})
-            finally:
-                elapsed = time.perf_counter() - started
-                code = result[0]
-                metrics.IN_FLIGHT.labels(endpoint).dec()
-                metrics.LATENCY.labels(endpoint).observe(elapsed)
-                metrics.REQUESTS.labels(endpoint, code.code).inc()
-                log_fields.update(code=code.code, duration_ms=round(elapsed * 1000, 2))
-                log.info("%s %s", endpoint, code.code, extra={"fields": log_fields})
-            return render(result[0], result[1], trace, started, result[2])
-
-        return answer
-
-    return decorate
+def respond(
+    request: Request, code: Code, params: tuple[str, ...] = (), data: dict[str, Any] | None = None
+) -> Response:
+    """The envelope, its code noted for the log line and the metrics."""
+    request.state.code = code.code
+    arrived = getattr(request.state, "arrived", time.perf_counter())
+    return render(code, params, validation.trace_of(request.headers), arrived, data or {})
 
 
-def _check_caller(request: Request, settings: FacadeSettings) -> None:
-    peer = request.client.host if request.client else None
-    address = security.caller_address(
-        peer, request.headers.getlist("x-forwarded-for"), settings.trusted_proxies
-    )
-    if not security.allowed(address, settings.allowed_networks):
-        metrics.REJECTIONS.labels("network").inc()
-        log.warning("refused caller %s (peer %s)", address, peer)
-        raise Answer(codes.CALLER_NOT_ALLOWED, address)
+async def refusal(request: Request, error: Exception) -> Response:
+    """Every Answer raised on the way, as its envelope."""
+    assert isinstance(error, Answer)
+    return respond(request, error.code, error.params, error.data)
+
+
+async def internal_error(request: Request, error: Exception) -> Response:
+    log.error("internal error (trace %s)", validation.trace_of(request.headers), exc_info=error)
+    return respond(request, codes.INTERNAL_ERROR)
+
+
+async def webhook_call(request: Request) -> Call:
+    """Headers, tenant, body and signature, in that order; Answer on the first refusal."""
+    settings: FacadeSettings = request.app.state.settings
+    headers = validation.parse_headers(request.headers)
+    fields: dict[str, Any] = request.state.log_fields
+    fields["company_id"] = headers.company_id
+    if settings.allowed_companies and headers.company_id not in settings.allowed_companies:
+        metrics.REJECTIONS.labels("company").inc()
+        raise Answer(codes.COMPANY_NOT_ALLOWED, str(headers.company_id))
+    raw = await _read_body(request, settings.max_body_bytes)
+    secret: bytes | None = request.app.state.hmac_secret
+    if secret is not None and not security.signature_valid(
+        secret, request.headers, raw, int(time.time() * 1000), settings.signature_window
+    ):
+        metrics.REJECTIONS.labels("signature").inc()
+        raise Answer(codes.BAD_SIGNATURE)
+    body = validation.parse_body(raw, request.headers.get("content-type"), settings.max_body_bytes)
+    return Call(headers, body, request.app.state.ledger, fields, request.state.arrived)
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -137,8 +103,8 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-@webhook("get-user-amount")
-async def get_user_amount(call: Call) -> Result:
+async def get_user_amount(http: Request) -> Response:
+    call = await webhook_call(http)
     shape = Shape(schema.QueryBody, call.body)
     request = pb.GetBalanceRequest(
         account=pb.AccountKey(
@@ -162,11 +128,11 @@ async def get_user_amount(call: Call) -> Result:
         "user_name": user_name,
         "amount_digits": balance.digits,
     }
-    return codes.SUCCESS, (), data
+    return respond(http, codes.SUCCESS, (), data)
 
 
-@webhook("external-system-credit-limit-adjustment")
-async def execute(call: Call) -> Result:
+async def execute(http: Request) -> Response:
+    call = await webhook_call(http)
     shape = Shape(schema.ExecuteBody, call.body)
     operation_type = shape.get("operationType")
     request = pb.AdjustRequest(
@@ -194,18 +160,18 @@ async def execute(call: Call) -> Result:
     answer = await call.ledger.adjust(request, call.headers.trace, call.ledger_timeout())
     if answer.outcome == pb.OUTCOME_APPLIED and not answer.replayed:
         metrics.money_moved(request.account.currency, str(operation_type), answer.applied_amount)
-    return (
+    return respond(
+        http,
         codes.CODE_OF_OUTCOME[answer.outcome],
         field_params(answer.conflict_field or answer.refused_field),
-        {},
     )
 
 
-@webhook("cancel-external-system-credit-limit-adjustment")
-async def cancel(call: Call) -> Result:
+async def cancel(http: Request) -> Response:
     """Every field but the target's identity is only recorded: a cancel is
     never refused for a field the reversal does not use (the ledger judges
     the identity, so shape.error is not consulted here)."""
+    call = await webhook_call(http)
     shape = Shape(schema.CancelBody, call.body)
     request = pb.CancelAdjustmentRequest(
         account=pb.AccountKey(
@@ -232,4 +198,4 @@ async def cancel(call: Call) -> Result:
     answer = await call.ledger.cancel(request, call.headers.trace, call.ledger_timeout())
     if answer.outcome == pb.OUTCOME_REVERSED and not answer.replayed:
         metrics.money_moved(request.account.currency, "reversal", answer.reversed_amount)
-    return codes.CODE_OF_OUTCOME[answer.outcome], field_params(answer.conflict_field), {}
+    return respond(http, codes.CODE_OF_OUTCOME[answer.outcome], field_params(answer.conflict_field))

@@ -47,9 +47,17 @@ async def main(database_url: str, customer: str) -> None:
     facade_settings = FacadeSettings(ledger_target=listen, admin_listen="")
     app = create_app(facade_settings, ledger_client_for(facade_settings))
     body = {
-        "thirdServerCode": customer, "userName": "u", "currency": "USD", "bizType": 1,
-        "operationType": "OPEN_POSITION", "amount": "1.00", "amountDigits": 2, "orderId": 1,
-        "requestUniqueNo": "traced-1", "requestTime": int(time.time() * 1000), "ip": "",
+        "thirdServerCode": customer,
+        "userName": "u",
+        "currency": "USD",
+        "bizType": 1,
+        "operationType": "OPEN_POSITION",
+        "amount": "1.00",
+        "amountDigits": 2,
+        "orderId": 1,
+        "requestUniqueNo": "traced-1",
+        "requestTime": int(time.time() * 1000),
+        "ip": "",
     }
     headers = {"trace": "tb-trace-42", "companyId": "1", "content-type": "application/json"}
     async with app.router.lifespan_context(app):
