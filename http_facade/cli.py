@@ -43,13 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", nargs="?", choices=["serve", "check-config"], default="serve")
     settings_kit.add_flags(parser, FacadeSettings)
     flags = parser.parse_args(argv)
-    try:
-        settings = settings_kit.load(FacadeSettings, flags)
-    except settings_kit.SettingsError as error:
-        parser.exit(2, f"ledger-facade: invalid settings:\n{error}\n")
-    if flags.command == "check-config":
-        print("\n".join(settings_kit.describe(settings)))
-        return 0
+    settings = settings_kit.load_or_exit(parser, FacadeSettings, flags)
     logs.configure(settings.log_level, settings.log_format)
     connection_limits.raise_open_files_limit()
     if tracing.wanted():

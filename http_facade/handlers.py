@@ -42,6 +42,14 @@ class Call:
     log_fields: dict[str, Any]
     arrived: float  # time.perf_counter() when the request arrived
 
+    def account(self, shape: Shape) -> pb.AccountKey:
+        """The wallet a webhook names: its company header, thirdServerCode, currency."""
+        return pb.AccountKey(
+            company_id=self.headers.company_id,
+            customer=shape.text("thirdServerCode"),
+            currency=shape.text("currency"),
+        )
+
     def ledger_timeout(self) -> float:
         """What is left of the webhook's budget, capped by the ledger deadline setting."""
         left = TRADEBOSS_TIMEOUT - ANSWER_MARGIN - (time.perf_counter() - self.arrived)
@@ -107,11 +115,7 @@ async def get_user_amount(http: Request) -> Response:
     call = await webhook_call(http)
     shape = Shape(schema.QueryBody, call.body)
     request = pb.GetBalanceRequest(
-        account=pb.AccountKey(
-            company_id=call.headers.company_id,
-            customer=shape.text("thirdServerCode"),
-            currency=shape.text("currency"),
-        ),
+        account=call.account(shape),
         user_name=shape.text("userName"),
     )
     if shape.error is not None:  # a query moves no money: nothing to record
@@ -136,11 +140,7 @@ async def execute(http: Request) -> Response:
     shape = Shape(schema.ExecuteBody, call.body)
     operation_type = shape.get("operationType")
     request = pb.AdjustRequest(
-        account=pb.AccountKey(
-            company_id=call.headers.company_id,
-            customer=shape.text("thirdServerCode"),
-            currency=shape.text("currency"),
-        ),
+        account=call.account(shape),
         request_unique_no=shape.text("requestUniqueNo"),
         user_name=shape.text("userName"),
         operation_type=OPERATION_TYPES.get(operation_type, pb.OPERATION_TYPE_UNSPECIFIED),
@@ -174,11 +174,7 @@ async def cancel(http: Request) -> Response:
     call = await webhook_call(http)
     shape = Shape(schema.CancelBody, call.body)
     request = pb.CancelAdjustmentRequest(
-        account=pb.AccountKey(
-            company_id=call.headers.company_id,
-            customer=shape.text("thirdServerCode"),
-            currency=shape.text("currency"),
-        ),
+        account=call.account(shape),
         reverse_request_unique_no=shape.text("reverseRequestUniqueNo"),
         request_unique_no=shape.text("requestUniqueNo"),
         user_name=shape.text("userName"),

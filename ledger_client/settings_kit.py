@@ -68,6 +68,19 @@ def load(model: type[S], flags: argparse.Namespace | None = None) -> S:
         raise SettingsError("\n".join(lines)) from None
 
 
+def load_or_exit(parser: argparse.ArgumentParser, model: type[S], flags: argparse.Namespace) -> S:
+    """For a command line: the settings, or exit 2 with one line per wrong value;
+    the `check-config` command prints them and exits 0."""
+    try:
+        settings = load(model, flags)
+    except SettingsError as error:
+        parser.exit(2, f"{parser.prog}: invalid settings:\n{error}\n")
+    if getattr(flags, "command", None) == "check-config":
+        print("\n".join(describe(settings)))
+        raise SystemExit(0)
+    return settings
+
+
 def _accepted(annotation: Any) -> str:
     """What a field accepts, in words an operator can act on."""
     args = [arg for arg in typing.get_args(annotation) if arg is not type(None)]

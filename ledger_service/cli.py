@@ -35,13 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     checked = commands.add_parser("check-config", help="print the effective settings and exit")
     settings_kit.add_flags(checked, Settings)
     flags = parser.parse_args(argv)
-    try:
-        settings = settings_kit.load(Settings, flags)
-    except settings_kit.SettingsError as error:
-        parser.exit(2, f"ledger-service: invalid settings:\n{error}\n")
-    if flags.command == "check-config":
-        print("\n".join(settings_kit.describe(settings)))
-        return 0
+    settings = settings_kit.load_or_exit(parser, Settings, flags)
     logs.configure(settings.log_level, settings.log_format)
     if flags.command == "migrate":
         return _migrate(parser, settings, status_only=flags.status)
