@@ -23,7 +23,7 @@ from typing import Any
 
 import psutil
 
-from .baseline import best_baseline
+from .baseline import batched_ceiling, best_baseline, run_pgbench
 from .stack import ROOT, Stack
 from .stats import Scenario, summarize
 
@@ -44,12 +44,16 @@ def _flags(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--hot-accounts", type=int, default=10)
     parser.add_argument("--hot-share", type=float, default=0.5)
     parser.add_argument("--pgbench-clients", default="4,8,16,32")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="runs of each scenario (median and spread shown)"
+    )
     parser.add_argument("--output", type=Path, help="JSON file (default bench/results/<date>.json)")
     flags = parser.parse_args(argv)
     if flags.quick:
         flags.duration = min(flags.duration, 4.0)
         flags.accounts = min(flags.accounts, 300)
         flags.pgbench_clients = "8"
+        flags.repeat = 1
     return flags
 
 
@@ -108,10 +112,51 @@ def _cpu_of(pids: list[int]) -> float:
     return total
 
 
+class _RssSampler:
+    """Each tier's peak resident memory (MB) while a scenario runs, sampled twice a second."""
+
+    def __init__(self, pids: dict[str, list[int]]) -> None:
+        import threading
+
+        self.pids = pids
+        self.peak = dict.fromkeys(pids, 0.0)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.5):
+            for tier, pids in self.pids.items():
+                for pid in pids:
+                    try:
+                        rss = psutil.Process(pid).memory_info().rss / 2**20
+                    except psutil.NoSuchProcess:
+                        continue
+                    self.peak[tier] = max(self.peak[tier], round(rss, 1))
+
+    def stop(self) -> dict[str, float]:
+        self._stop.set()
+        self._thread.join()
+        return self.peak
+
+
 def _postgres_pids(stack: Stack) -> list[int]:
     pid_file = stack.pgdata / "postmaster.pid"
     postmaster = psutil.Process(int(pid_file.read_text().split()[0]))
     return [postmaster.pid, *(child.pid for child in postmaster.children(recursive=True))]
+
+
+def _repeated(runs: list[Scenario]) -> Scenario:
+    """The median run (by req/s) stands for the scenario; the spread is kept."""
+    ordered = sorted(runs, key=lambda run: run.requests_per_second)
+    median = ordered[len(ordered) // 2]
+    median.extra["runs_per_second"] = [run.requests_per_second for run in runs]
+    median.extra["spread_per_second"] = [
+        ordered[0].requests_per_second,
+        ordered[-1].requests_per_second,
+    ]
+    median.extra["p99_ms_of_runs"] = [run.p99_ms for run in runs]
+    return median
 
 
 def _slug(name: str) -> str:
@@ -134,6 +179,7 @@ def _load(
         "postgres": _postgres_pids(stack),
     }
     cpu_before = {name_: _cpu_of(pids) for name_, pids in component_pids.items()}
+    rss_peak = _RssSampler(component_pids)
     started = time.perf_counter()
     for index in range(flags.loaders):
         settings = {
@@ -167,6 +213,7 @@ def _load(
         )
     ]
     wall = time.perf_counter() - started
+    rss = rss_peak.stop()
     cpu_after = {name_: _cpu_of(pids) for name_, pids in component_pids.items()}
     latencies = [latency for output in outputs for latency in output["latencies"]]
     measured = max(output["wall_seconds"] for output in outputs)
@@ -185,6 +232,8 @@ def _load(
         balances_ok=sum(o["balances_ok"] for o in outputs),
         prefix=f"{_slug(name)}-",
         cpu_cores_used=cpu,
+        peak_rss_mb=rss,
+        loadgen_peak_rss_mb=round(max(o.get("peak_rss_mb", 0.0) for o in outputs), 1),
         **({"offered_rate": overrides["rate"]} if overrides.get("rate") else {}),
     )
 
@@ -246,13 +295,14 @@ def _table(scenarios: list[Scenario], baseline: Scenario) -> str:
     rows = [
         (
             "scenario",
-            "req/s",
-            "vs pgbench",
+            "req/s (median)",
+            "spread",
+            "vs ceiling",
             "p50 ms",
-            "p95 ms",
             "p99 ms",
             "max ms",
-            "errors",
+            "CPU us/req load/facade/ledger/pg",
+            "peak RSS MB facade/ledger",
             "wrong",
         )
     ]
@@ -262,16 +312,26 @@ def _table(scenarios: list[Scenario], baseline: Scenario) -> str:
             if baseline.requests_per_second
             else 0
         )
+        spread = s.extra.get("spread_per_second")
+        cpu = s.extra.get("cpu_cores_used", {})
+        per_request = s.extra.get("cpu_us_per_request", {})
+        rss = s.extra.get("peak_rss_mb", {})
         rows.append(
             (
                 s.name,
                 f"{s.requests_per_second:,.0f}",
+                f"{spread[0]:,.0f}-{spread[1]:,.0f}" if spread else "",
                 f"{ratio:.2f}x",
                 f"{s.p50_ms:.1f}",
-                f"{s.p95_ms:.1f}",
                 f"{s.p99_ms:.1f}",
                 f"{s.max_ms:.1f}",
-                str(s.errors),
+                "/".join(
+                    f"{per_request.get(tier, 0):.0f}"
+                    for tier in ("load generator", "facade", "ledger", "postgres")
+                )
+                if cpu
+                else "",
+                f"{rss.get('facade', 0):.0f}/{rss.get('ledger', 0):.0f}" if rss else "",
                 str(s.extra.get("wrong_answers", 0)),
             )
         )
@@ -300,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"opening and funding {flags.accounts:,} accounts", flush=True)
         asyncio.run(_open_accounts(stack.ledger_targets[0], flags.accounts))
 
-        print("baseline: pgbench", flush=True)
+        print("baseline: pgbench, what the ledger sends for one adjustment", flush=True)
         clients = [int(c) for c in flags.pgbench_clients.split(",")]
         baseline = best_baseline(
             stack.database_url,
@@ -309,25 +369,49 @@ def main(argv: list[str] | None = None) -> int:
             clients,
             probe=max(2.0, flags.duration / 4),
         )
+        best_clients = baseline.clients
+        runs = [baseline]
+        for _ in range(flags.repeat - 1):
+            runs.append(
+                run_pgbench(stack.database_url, flags.accounts, best_clients, flags.duration)[0]
+            )
+        baseline = _repeated(runs)
         scenarios.append(baseline)
+        print("batched ceiling: pgbench, ten adjustments per statement", flush=True)
+        scenarios.append(
+            batched_ceiling(stack.database_url, flags.accounts, flags.duration, best_clients)
+        )
+
+        def repeated(name: str, mode: str, **overrides: Any) -> Scenario:
+            return _repeated(
+                [
+                    _load(
+                        f"{name} #{run + 1}" if flags.repeat > 1 else name,
+                        stack,
+                        flags,
+                        mode,
+                        **overrides,
+                    )
+                    for run in range(flags.repeat)
+                ]
+            )
+
         print("gRPC straight to the ledger", flush=True)
-        scenarios.append(_load("grpc direct", stack, flags, "grpc"))
+        scenarios.append(repeated("grpc direct", "grpc"))
         if facade_available:
             print("end to end over HTTP: uniform accounts", flush=True)
-            peak = _load("e2e uniform", stack, flags, "http")
+            peak = repeated("e2e uniform", "http")
             scenarios.append(peak)
             rate = round(0.8 * peak.requests_per_second, 1)
-            print(f"end to end at 80% of peak ({rate:,.0f} req/s offered)", flush=True)
-            scenarios.append(_load("e2e at-80%-of-peak", stack, flags, "http", rate=rate))
+            print(f"end to end at 80% of the median peak ({rate:,.0f} req/s offered)", flush=True)
+            scenarios.append(repeated("e2e at-80%-of-peak", "http", rate=rate))
             print(
                 f"end to end, hot accounts ({flags.hot_share:.0%} of traffic on {flags.hot_accounts})",
                 flush=True,
             )
             scenarios.append(
-                _load(
+                repeated(
                     "e2e hot-accounts",
-                    stack,
-                    flags,
                     "http",
                     hot_accounts=flags.hot_accounts,
                     hot_share=flags.hot_share,
@@ -338,6 +422,13 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         stack.stop()
 
+    for scenario in scenarios:
+        cores = scenario.extra.get("cpu_cores_used", {})
+        if cores and scenario.requests_per_second:
+            scenario.extra["cpu_us_per_request"] = {
+                tier: round(used * 1e6 / scenario.requests_per_second, 1)
+                for tier, used in cores.items()
+            }
     for scenario in scenarios[1:]:
         scenario.extra["ratio_to_baseline"] = (
             round(scenario.requests_per_second / baseline.requests_per_second, 3)

@@ -264,6 +264,7 @@ async def main_async(settings: dict[str, Any]) -> dict[str, Any]:
         "balances_ok": tally.balances_ok,
         "cpu_seconds": cpu,
         "wall_seconds": wall,
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
 
 

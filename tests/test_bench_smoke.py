@@ -12,6 +12,7 @@ from .conftest import ROOT
 
 SCENARIOS = [
     "baseline (pgbench)",
+    "batched ceiling (pgbench x10)",
     "grpc direct",
     "e2e uniform",
     "e2e at-80%-of-peak",
