@@ -50,10 +50,14 @@ async def test_quick_bench_writes_a_verified_result(tmp_path):
         assert scenario["requests"] > 0
         assert scenario["errors"] == 0
         assert scenario["p50_ms"] <= scenario["p95_ms"] <= scenario["p99_ms"] <= scenario["max_ms"]
-    for scenario in result["scenarios"][1:]:
+    assert result["scenarios"][1]["extra"]["statements_per_second"] > 0
+    for scenario in result["scenarios"][2:]:
         assert scenario["extra"]["wrong_answers"] == 0
         assert scenario["extra"]["ratio_to_baseline"] > 0
         assert "load generator" in scenario["extra"]["cpu_cores_used"]
+        assert set(scenario["extra"]["cpu_us_per_request"]) >= {"ledger", "facade", "postgres"}
+        assert scenario["extra"]["peak_rss_mb"]["ledger"] > 0
+        assert len(scenario["extra"]["runs_per_second"]) == 1  # --quick runs each once
     verification = result["verification"]
     assert verification["discrepancies"] == 0
     assert all(check["agree"] for check in verification["answers_match_books"].values())
