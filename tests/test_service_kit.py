@@ -383,3 +383,27 @@ async def test_operator_rebinds_a_user_name_with_who_and_why(
         "y",
     )
     assert missing.returncode == 1 and "ACCOUNT_NOT_FOUND" in missing.stderr
+
+
+async def test_a_no_transaction_migration_builds_an_index_concurrently(own_postgres, monkeypatch):
+    """The per-file opt-out: CREATE INDEX CONCURRENTLY cannot run in a
+    transaction; a file marked `-- migrate: no-transaction` applies, and is
+    recorded with its checksum like any other."""
+    shipped = migrations.available()
+    concurrently = migrations.Migration(
+        9999,
+        "9999_index_requests_by_time.sql",
+        migrations.NO_TRANSACTION
+        + "\nCREATE INDEX CONCURRENTLY requests_by_time ON requests (created_at)",
+    )
+    monkeypatch.setattr(migrations, "available", lambda: [*shipped, concurrently])
+    connection = await asyncpg.connect(own_postgres.url)
+    try:
+        assert await migrations.apply(connection) == [m.name for m in shipped] + [concurrently.name]
+        assert await connection.fetchval("SELECT to_regclass('requests_by_time')") is not None
+        assert (
+            await connection.fetchval("SELECT checksum FROM schema_migrations WHERE version = 9999")
+            == concurrently.checksum
+        )
+    finally:
+        await connection.close()
