@@ -20,6 +20,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 LEDGER_LISTEN = os.environ.get("LEDGER_LISTEN", "127.0.0.1:50051")
 FACADE_LISTEN = os.environ.get("FACADE_LISTEN", "127.0.0.1:8080")
+# Readiness is on the facade's admin listener, never on its public port.
+FACADE_ADMIN_LISTEN = os.environ.get("FACADE_ADMIN_LISTEN", "127.0.0.1:9465")
 
 
 def _wait_for_ledger(process: subprocess.Popen[bytes], within: float = 60.0) -> None:
@@ -44,7 +46,7 @@ def _wait_for_facade(process: subprocess.Popen[bytes], within: float = 30.0) -> 
         if process.poll() is not None:
             raise SystemExit(f"the facade exited with status {process.returncode}")
         try:
-            with urllib.request.urlopen(f"http://{FACADE_LISTEN}/readyz", timeout=1):
+            with urllib.request.urlopen(f"http://{FACADE_ADMIN_LISTEN}/readyz", timeout=1):
                 return
         except OSError:
             time.sleep(0.2)
@@ -78,10 +80,13 @@ def main() -> int:
         children.append(facade)
         _wait_for_facade(facade)
         database = os.environ.get("LEDGER_DATABASE_URL") or "embedded, data in .ledger/pgdata"
-        metrics = os.environ.get("LEDGER_ADMIN_LISTEN", "127.0.0.1:9464")
+        ledger_admin = os.environ.get("LEDGER_ADMIN_LISTEN", "127.0.0.1:9464")
         print(f"\n  PostgreSQL      {database}")
-        print(f"  ledger gRPC     {LEDGER_LISTEN}   metrics http://{metrics}/metrics")
-        print(f"  facade HTTP     http://{FACADE_LISTEN}   (/readyz, /metrics, /openapi.json)")
+        print(
+            f"  ledger gRPC     {LEDGER_LISTEN}   admin http://{ledger_admin} (/readyz, /metrics)"
+        )
+        print(f"  facade HTTP     http://{FACADE_LISTEN}   (the three webhooks)")
+        print(f"  facade admin    http://{FACADE_ADMIN_LISTEN} (/readyz, /metrics, /openapi.json)")
         print("  operator CLI    .venv/bin/ledger --help")
         print("\n  Ctrl-C stops everything.\n", flush=True)
         while all(child.poll() is None for child in children):

@@ -4,6 +4,7 @@ operator CLI and graceful shutdown, each against a real process."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -19,7 +20,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from ledger_client import pb, pb_grpc
 from ledger_service import migrations
 
-from .conftest import ROOT, LedgerProcess, assert_books_balance, make_wallet, unique
+from .conftest import ROOT, LedgerProcess, assert_books_balance, free_port, make_wallet, unique
 from .ledger_calls import OPEN, adjust_request
 
 
@@ -407,3 +408,49 @@ async def test_a_no_transaction_migration_builds_an_index_concurrently(own_postg
         )
     finally:
         await connection.close()
+
+
+async def test_make_run_starts_the_whole_system_and_stops_on_ctrl_c(database_url, tmp_path):
+    """The README's first command (`make run` runs ledger_service.devstack):
+    both services come up, a webhook is answered, Ctrl-C stops everything, exit 0."""
+    ports = {name: free_port() for name in ("grpc", "http", "ledger_admin", "facade_admin")}
+    env = {
+        **os.environ,
+        "LEDGER_DATABASE_URL": database_url,
+        "LEDGER_LISTEN": f"127.0.0.1:{ports['grpc']}",
+        "LEDGER_ADMIN_LISTEN": f"127.0.0.1:{ports['ledger_admin']}",
+        "FACADE_LISTEN": f"127.0.0.1:{ports['http']}",
+        "FACADE_ADMIN_LISTEN": f"127.0.0.1:{ports['facade_admin']}",
+    }
+    log = (tmp_path / "run.log").open("wb")
+    run = subprocess.Popen(  # noqa: ASYNC220 (a child that outlives this coroutine)
+        [sys.executable, "-m", "ledger_service.devstack"],
+        env=env,
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        for _ in range(300):
+            if "Ctrl-C stops everything" in (tmp_path / "run.log").read_text():
+                break
+            assert run.poll() is None, (tmp_path / "run.log").read_text()
+            await asyncio.sleep(0.2)
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{ports['grpc']}") as channel:
+            wallet = await make_wallet(pb_grpc.LedgerServiceStub(channel), balance="2.00")
+        body = {
+            "thirdServerCode": wallet.customer,
+            "userName": wallet.user_name,
+            "currency": wallet.currency,
+        }
+        headers = {"trace": "run", "companyId": "1", "content-type": "application/json"}
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{ports['http']}/get-user-amount", json.dumps(body).encode(), headers
+        )
+        answer = json.load(await asyncio.to_thread(urllib.request.urlopen, request, timeout=5))
+        assert (answer["code"], answer["data"]["amount"]) == ("0", "2.00")
+    finally:
+        run.send_signal(signal.SIGINT)
+        code = await asyncio.to_thread(run.wait, 60)
+        log.close()
+    assert code == 0, (tmp_path / "run.log").read_text()
