@@ -111,6 +111,26 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def _adjustment_fields(call: Call, shape: Shape) -> dict[str, Any]:
+    """What execute and cancel both carry, in the ledger's names. Read in this
+    order, so an execute's first malformed field is the one its refusal names;
+    the notes come last, once every field has been read."""
+    fields = {
+        "account": call.account(shape),
+        "request_unique_no": shape.text("requestUniqueNo"),
+        "user_name": shape.text("userName"),
+        "amount": shape.text("amount"),
+        "amount_digits": shape.integer("amountDigits"),
+        "biz_type": shape.integer("bizType"),
+        "order_id": shape.integer("orderId"),
+        "request_time_ms": shape.integer("requestTime"),
+        "client_ip": shape.text("ip"),
+        "metadata": shape.metadata(),
+        "header_timestamp_ms": call.headers.timestamp or 0,
+    }
+    return {**fields, "notes": list(shape.notes)}
+
+
 async def get_user_amount(http: Request) -> Response:
     call = await webhook_call(http)
     shape = Shape(schema.QueryBody, call.body)
@@ -140,19 +160,8 @@ async def execute(http: Request) -> Response:
     shape = Shape(schema.ExecuteBody, call.body)
     operation_type = shape.get("operationType")
     request = pb.AdjustRequest(
-        account=call.account(shape),
-        request_unique_no=shape.text("requestUniqueNo"),
-        user_name=shape.text("userName"),
         operation_type=OPERATION_TYPES.get(operation_type, pb.OPERATION_TYPE_UNSPECIFIED),
-        amount=shape.text("amount"),
-        amount_digits=shape.integer("amountDigits"),
-        biz_type=shape.integer("bizType"),
-        order_id=shape.integer("orderId"),
-        request_time_ms=shape.integer("requestTime"),
-        client_ip=shape.text("ip"),
-        metadata=shape.metadata(),
-        header_timestamp_ms=call.headers.timestamp or 0,
-        notes=shape.notes,
+        **_adjustment_fields(call, shape),
     )
     if shape.error is not None:
         request.input_error.CopyFrom(shape.error)
@@ -173,21 +182,12 @@ async def cancel(http: Request) -> Response:
     the identity, so shape.error is not consulted here)."""
     call = await webhook_call(http)
     shape = Shape(schema.CancelBody, call.body)
+    reverse_request_unique_no = shape.text("reverseRequestUniqueNo")
+    cancel_remark = shape.text("cancelRemark")
     request = pb.CancelAdjustmentRequest(
-        account=call.account(shape),
-        reverse_request_unique_no=shape.text("reverseRequestUniqueNo"),
-        request_unique_no=shape.text("requestUniqueNo"),
-        user_name=shape.text("userName"),
-        amount=shape.text("amount"),
-        amount_digits=shape.integer("amountDigits"),
-        biz_type=shape.integer("bizType"),
-        order_id=shape.integer("orderId"),
-        request_time_ms=shape.integer("requestTime"),
-        client_ip=shape.text("ip"),
-        cancel_remark=shape.text("cancelRemark"),
-        metadata=shape.metadata(),
-        header_timestamp_ms=call.headers.timestamp or 0,
-        notes=shape.notes,
+        reverse_request_unique_no=reverse_request_unique_no,
+        cancel_remark=cancel_remark,
+        **_adjustment_fields(call, shape),
     )
     call.log_fields["request_unique_no"] = request.request_unique_no[:48]
     call.log_fields["reverse_request_unique_no"] = request.reverse_request_unique_no[:48]
