@@ -84,17 +84,25 @@ def error_status(error: LedgerError) -> grpc.Status:
 class CallInterceptor(grpc.aio.ServerInterceptor):
     def __init__(self, default_deadline: float) -> None:
         self._default_deadline = default_deadline
+        # One wrapped handler per method, made on its first call (not per call).
+        self._wrapped: dict[str, grpc.RpcMethodHandler] = {}
 
     async def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
-        handler = await continuation(handler_call_details)
         method_path: str = handler_call_details.method
+        wrapped = self._wrapped.get(method_path)
+        if wrapped is not None:
+            return wrapped
+        handler = await continuation(handler_call_details)
         if handler is None or not method_path.startswith(_SERVICE_PREFIX):
             return handler  # health checks, reflection
-        method = method_path.removeprefix(_SERVICE_PREFIX)
+        self._wrapped[method_path] = self._wrap(method_path.removeprefix(_SERVICE_PREFIX), handler)
+        return self._wrapped[method_path]
+
+    def _wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
                 self._unary(method, handler.unary_unary),
