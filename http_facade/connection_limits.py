@@ -58,12 +58,20 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        if self._reading_headers:
+        # A chunk may hold the end of the headers and the body after them: the
+        # limit applies only while the headers are still incomplete once the
+        # parser has seen the chunk (it holds at most one chunk past the limit).
+        reading = self._reading_headers
+        if reading:
             self._header_bytes += len(data)
-            if self._header_bytes > self.limits.max_header_bytes:
-                self._refuse("header_too_large", 431, "Request header block too large")
-                return
         super().data_received(data)
+        if (
+            reading
+            and self._reading_headers
+            and self._header_bytes > self.limits.max_header_bytes
+            and not self.transport.is_closing()
+        ):
+            self._refuse("header_too_large", 431, "Request header block too large")
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._header_count += 1

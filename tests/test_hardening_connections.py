@@ -173,3 +173,26 @@ async def test_a_flood_of_idle_connections_is_closed_and_real_calls_still_answer
             assert (await TradeBoss(facade.url, client).query(wallet))["code"] == "0"
     finally:
         facade.terminate()
+
+
+async def test_the_header_limit_counts_headers_not_the_body_after_them(facade):
+    """Headers and a large body in one packet: the body is not counted as
+    header bytes (the body limit answers instead, in the envelope)."""
+    body = b'{"x": "' + b"a" * 20000 + b'"}'
+    head = (
+        "POST /get-user-amount HTTP/1.1\r\nHost: x\r\ntrace: one-packet\r\ncompanyId: 1\r\n"
+        f"content-type: application/json\r\ncontent-length: {len(body)}\r\n"
+        "connection: close\r\n\r\n"
+    ).encode()
+
+    def send_at_once() -> bytes:
+        with _open(facade) as sock:
+            sock.sendall(head + body)
+            answer = b""
+            while chunk := sock.recv(65536):
+                answer += chunk
+            return answer
+
+    answer = await asyncio.to_thread(send_at_once)
+    assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+    assert b'"code":"LW_1008"' in answer
