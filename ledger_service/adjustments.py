@@ -1,12 +1,12 @@
 """TradeBoss's execute and cancel: where trading moves money.
 
 Python identifies the request and decides what it can without the wallet
-(intake.py, money.py); the transaction itself is one call of a server-side
-function, `ledger_adjust` or `ledger_cancel`
-(functions/20_trading.sql), which locks the wallet, looks up the request
-number, refuses an overdraft, posts the transfer between the wallet and the
-company's clearing account and records the request with its outcome: one
-round trip, whole or not at all.
+(intake.py, money.py); the rest is one call of a server-side function,
+`ledger_adjust` or `ledger_cancel` (functions/20_trading.sql), which locks the
+wallet, looks up the request number, refuses an overdraft, posts the transfer
+between the wallet and the company's clearing account and records the request
+with its outcome, whole or not at all. Movements that arrive together share
+one transaction (group_commit.py).
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from decimal import Decimal
 import asyncpg
 
 from . import intake, metrics, money, validation
-from .database import fetch_one, run_transaction
 from .errors import LedgerError
+from .group_commit import GroupCommit, Movement
 from .model import AccountKey, AdjustCommand, AdjustResult, Balance, CancelCommand, CancelResult
 from .money import OvertradingPolicy
 from .outcomes import OperationType, Outcome
@@ -26,23 +26,6 @@ from .request_records import RequestRecord, first_difference
 from .statuses import MovementStatus
 
 log = logging.getLogger(__name__)
-
-_ADJUST = """SELECT * FROM ledger_adjust(
-    p_company_id => $1, p_customer => $2, p_request_unique_no => $3, p_currency => $4,
-    p_user_name => $5, p_operation_type => $6, p_amount => $7, p_amount_as_sent => $8,
-    p_amount_digits => $9, p_biz_type => $10, p_order_id => $11, p_request_time_ms => $12,
-    p_client_ip => $13, p_metadata => $14, p_header_timestamp_ms => $15,
-    p_input_notes => $16, p_refusal => $17, p_refused_field => $18, p_delta => $19,
-    p_may_overdraw => $20, p_overtrading_policy => $21, p_balance_limit => $22,
-    p_trace_id => $23)"""
-
-_CANCEL = """SELECT * FROM ledger_cancel(
-    p_company_id => $1, p_customer => $2, p_request_unique_no => $3,
-    p_reverse_request_unique_no => $4, p_currency => $5, p_user_name => $6,
-    p_amount => $7, p_amount_as_sent => $8, p_amount_digits => $9, p_biz_type => $10,
-    p_order_id => $11, p_request_time_ms => $12, p_client_ip => $13, p_metadata => $14,
-    p_cancel_remark => $15, p_header_timestamp_ms => $16, p_input_notes => $17,
-    p_trace_id => $18)"""
 
 # Messages for the refusals the wallet decides (the others carry their own).
 _WALLET_REFUSALS = {
@@ -66,7 +49,7 @@ def _kept_free_text(command: AdjustCommand | CancelCommand, notes: list[str]) ->
 
 
 async def adjust(
-    pool: asyncpg.Pool,
+    movements: GroupCommit,
     command: AdjustCommand,
     policy: OvertradingPolicy,
     trace_id: str,
@@ -88,36 +71,32 @@ async def adjust(
     client_ip, metadata = _kept_free_text(command, notes)
     amount_as_sent = intake.free_text(command.amount, "amount", intake.MAX_AMOUNT_AS_SENT, notes)
 
-    async def transaction(connection: asyncpg.Connection) -> asyncpg.Record:
-        return await fetch_one(
-            connection,
-            _ADJUST,
-            key.company_id,
-            key.customer,
-            command.request_unique_no,
-            intake.kept(key.currency),
-            intake.kept(command.user_name),
-            operation,
-            amount,
-            amount_as_sent,
-            command.amount_digits,
-            command.biz_type,
-            command.order_id,
-            command.request_time_ms,
-            client_ip,
-            metadata,
-            command.header_timestamp_ms or None,
-            intake.joined(notes),
-            Outcome(refusal.outcome).name if refusal else None,
-            refusal.field if refusal else None,
-            delta,
-            money.may_overdraw(operation_type),
-            applied_policy.value if applied_policy else None,
-            money.MAX_BALANCE,
-            trace_id,
-        )
-
-    row = await run_transaction(pool, transaction, deadline)
+    movement = Movement(
+        is_cancel=False,
+        company_id=key.company_id,
+        customer=key.customer,
+        request_unique_no=command.request_unique_no,
+        currency=intake.kept(key.currency),
+        user_name=intake.kept(command.user_name),
+        amount=amount,
+        amount_as_sent=amount_as_sent,
+        amount_digits=command.amount_digits,
+        biz_type=command.biz_type,
+        order_id=command.order_id,
+        request_time_ms=command.request_time_ms,
+        client_ip=client_ip,
+        metadata=metadata,
+        header_timestamp_ms=command.header_timestamp_ms or None,
+        input_notes=intake.joined(notes),
+        trace_id=trace_id,
+        operation_type=operation,
+        refusal=Outcome(refusal.outcome).name if refusal else None,
+        refused_field=refusal.field if refusal else None,
+        delta=delta,
+        may_overdraw=money.may_overdraw(operation_type),
+        overtrading_policy=applied_policy.value if applied_policy else None,
+    )
+    row = await movements.apply(movement, deadline)
     balance = _balance(key, row)
     status = MovementStatus(row["status"])
     if status is MovementStatus.SEEN:
@@ -205,7 +184,7 @@ def _repeat_of_adjustment(
 
 
 async def cancel_adjustment(
-    pool: asyncpg.Pool, command: CancelCommand, trace_id: str, deadline: float
+    movements: GroupCommit, command: CancelCommand, trace_id: str, deadline: float
 ) -> CancelResult:
     """Reverse an adjustment once, or tombstone a number never received. Only
     the target's identity and account can refuse a cancel."""
@@ -227,31 +206,28 @@ async def cancel_adjustment(
     amount_as_sent = intake.free_text(command.amount, "amount", intake.MAX_AMOUNT_AS_SENT, notes)
     amount = intake.plain_decimal_or_none(command.amount)
 
-    async def transaction(connection: asyncpg.Connection) -> asyncpg.Record:
-        return await fetch_one(
-            connection,
-            _CANCEL,
-            key.company_id,
-            key.customer,
-            own_number,
-            command.reverse_request_unique_no,
-            currency,
-            user_name,
-            amount,
-            amount_as_sent,
-            command.amount_digits,
-            command.biz_type,
-            command.order_id,
-            command.request_time_ms,
-            client_ip,
-            metadata,
-            cancel_remark,
-            command.header_timestamp_ms or None,
-            intake.joined(notes),
-            trace_id,
-        )
-
-    row = await run_transaction(pool, transaction, deadline)
+    movement = Movement(
+        is_cancel=True,
+        company_id=key.company_id,
+        customer=key.customer,
+        request_unique_no=own_number,
+        currency=currency,
+        user_name=user_name,
+        amount=amount,
+        amount_as_sent=amount_as_sent,
+        amount_digits=command.amount_digits,
+        biz_type=command.biz_type,
+        order_id=command.order_id,
+        request_time_ms=command.request_time_ms,
+        client_ip=client_ip,
+        metadata=metadata,
+        header_timestamp_ms=command.header_timestamp_ms or None,
+        input_notes=intake.joined(notes),
+        trace_id=trace_id,
+        reverse_request_unique_no=command.reverse_request_unique_no,
+        cancel_remark=cancel_remark,
+    )
+    row = await movements.apply(movement, deadline)
     balance = _balance(key, row)
     status = MovementStatus(row["status"])
     if status is MovementStatus.SEEN:

@@ -54,6 +54,12 @@ DEADLINE_EXPIRIES = Counter(
     "ledger_deadline_expiries_total", "Calls whose deadline ran out inside the ledger"
 )
 
+BATCH_SIZE = Histogram(
+    "ledger_batch_size",
+    "Executes and cancels committed together in one transaction (group commit)",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128),
+)
+
 
 def money_moved(currency: str, operation: str, amount: Decimal) -> None:
     if amount:

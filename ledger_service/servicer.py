@@ -29,6 +29,7 @@ from . import (
     validation,
 )
 from .errors import LedgerError
+from .group_commit import GroupCommit
 from .interceptor import current_call
 from .model import AccountKey, AdjustCommand, Balance, CancelCommand, FundingResult
 from .money import OvertradingPolicy, format_amount
@@ -57,6 +58,7 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
     def __init__(self, pool: asyncpg.Pool, settings: Settings) -> None:
         self._pool = pool
         self._settings = settings
+        self._movements = GroupCommit(pool, settings.batch_max_size, settings.batch_max_in_flight)
 
     async def OpenAccount(
         self, request: pb.OpenAccountRequest, context: grpc.aio.ServicerContext
@@ -132,7 +134,11 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
             notes=tuple(request.notes),
         )
         result = await adjustments.adjust(
-            self._pool, command, self._settings.overtrading_policy, call.trace_id, call.deadline
+            self._movements,
+            command,
+            self._settings.overtrading_policy,
+            call.trace_id,
+            call.deadline,
         )
         return pb.AdjustResponse(
             outcome=_outcome_pb(result.outcome),
@@ -170,7 +176,7 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
             notes=tuple(request.notes),
         )
         result = await adjustments.cancel_adjustment(
-            self._pool, command, call.trace_id, call.deadline
+            self._movements, command, call.trace_id, call.deadline
         )
         return pb.CancelAdjustmentResponse(
             outcome=_outcome_pb(result.outcome),

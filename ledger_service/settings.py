@@ -8,6 +8,8 @@
 | LEDGER_OVERTRADING_POLICY   | deduct           | ABNORMAL_OVERTRADING: `deduct` or `ignore`           |
 | LEDGER_POOL_MIN_SIZE        | 2                | database connections kept open                       |
 | LEDGER_POOL_MAX_SIZE        | 10               | database connections at most                         |
+| LEDGER_BATCH_MAX_SIZE       | 64               | executes and cancels committed together at most      |
+| LEDGER_BATCH_MAX_IN_FLIGHT  | 2                | batches in flight before new ones queue (group commit)|
 | LEDGER_DEFAULT_DEADLINE     | 10               | seconds allowed to a call that carries no deadline   |
 | LEDGER_SHUTDOWN_GRACE       | 10               | seconds in-flight calls get to finish on SIGTERM     |
 | LEDGER_LOG_LEVEL            | INFO             | Python logging level                                 |
@@ -63,6 +65,10 @@ class Settings(BaseSettings):
     )
     pool_min_size: int = Field(2, ge=1, description="database connections kept open")
     pool_max_size: int = Field(10, ge=1, description="database connections at most")
+    batch_max_size: int = Field(64, ge=1, le=1000, description="movements per batch at most")
+    batch_max_in_flight: int = Field(
+        2, ge=1, description="batches in flight before new movements queue"
+    )
     default_deadline: Seconds = Field(10.0, description="seconds for a call with no deadline")
     shutdown_grace: float = Field(10.0, ge=0, description="seconds to drain on SIGTERM")
     log_level: Annotated[
@@ -83,6 +89,8 @@ class Settings(BaseSettings):
     def _consistent(self) -> Settings:
         if self.pool_min_size > self.pool_max_size:
             raise ValueError("pool_min_size must not exceed pool_max_size")
+        if self.batch_max_in_flight > self.pool_max_size:
+            raise ValueError("batch_max_in_flight must not exceed pool_max_size")
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("TLS needs both LEDGER_TLS_CERT and LEDGER_TLS_KEY")
         return self

@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -206,6 +207,25 @@ class LedgerProcess(ChildProcess):
                 if loop.time() > give_up_at:
                     raise TimeoutError(f"ledger not ready after {within}s:\n{self.log()}")
                 await asyncio.sleep(0.1)
+
+
+async def ledger_batches(ledger: LedgerProcess) -> tuple[float, float]:
+    """(batches committed, movements in them) by the ledger process, from /metrics."""
+    text = await _metrics_text(ledger)
+    values = {}
+    for line in text.splitlines():
+        if line.startswith(("ledger_batch_size_count", "ledger_batch_size_sum")):
+            name, value = line.split()
+            values[name] = float(value)
+    return values.get("ledger_batch_size_count", 0.0), values.get("ledger_batch_size_sum", 0.0)
+
+
+async def _metrics_text(ledger: LedgerProcess) -> str:
+    def get() -> str:
+        with urllib.request.urlopen(ledger.metrics_url, timeout=5) as answer:
+            return answer.read().decode()
+
+    return await asyncio.to_thread(get)
 
 
 @pytest.fixture(scope="session")

@@ -10,12 +10,13 @@ import grpc
 
 from ledger_client import pb, pb_grpc
 
-from .conftest import LedgerProcess, assert_books_balance, make_wallet
+from .conftest import LedgerProcess, assert_books_balance, ledger_batches, make_wallet
 from .ledger_calls import OPEN, adjust_request, cancel_request
 
 
 async def test_sigkill_under_load_then_restart_keeps_the_books(ledger_factory, db):
-    ledger: LedgerProcess = ledger_factory()
+    # One batch in flight at a time: the kill lands on full batches.
+    ledger: LedgerProcess = ledger_factory(batch_max_in_flight="1")
     ledger.start()
     await ledger.wait_ready()
     async with grpc.aio.insecure_channel(ledger.target) as channel:
@@ -36,9 +37,11 @@ async def test_sigkill_under_load_then_restart_keeps_the_books(ledger_factory, d
 
         load = [asyncio.create_task(send(r)) for r in requests]
         await asyncio.wait_for(first_answers.wait(), timeout=60)
+        batches, movements = await ledger_batches(ledger)
         ledger.kill()
         await asyncio.gather(*load)
     assert 50 <= len(answers) < len(requests), "the kill should land mid-load"
+    assert movements / batches > 2, "the batches in flight should hold many movements"
 
     ledger.start()
     await ledger.wait_ready()

@@ -208,3 +208,85 @@ BEGIN
             balance, p_trace_id);
 END
 $$;
+
+-- Group commit (ledger_service/group_commit.py): the executes and cancels that
+-- arrived while the previous transaction was in flight, applied in one
+-- statement and one commit. Parallel arrays, one element per movement, in
+-- arrival order; p_is_cancel says which function each element goes to, and
+-- the arguments the other function does not take are NULL there.
+-- Every wallet the batch names is locked first, in one global order, so two
+-- batches never deadlock on each other; then the movements run in arrival
+-- order, so two on one wallet apply in the order they came. Each returns its
+-- own row: a refusal is an outcome like any other and never fails the batch.
+DROP FUNCTION IF EXISTS ledger_apply_batch;
+CREATE FUNCTION ledger_apply_batch(
+    p_is_cancel boolean[], p_company_id bigint[], p_customer text[],
+    p_request_unique_no text[], p_currency text[], p_user_name text[], p_amount numeric[],
+    p_amount_as_sent text[], p_amount_digits integer[], p_biz_type integer[],
+    p_order_id bigint[], p_request_time_ms bigint[], p_client_ip text[], p_metadata text[],
+    p_header_timestamp_ms bigint[], p_input_notes text[], p_trace_id text[],
+    p_operation_type operation_type[], p_refusal request_outcome[], p_refused_field text[],
+    p_delta numeric[], p_may_overdraw boolean[], p_overtrading_policy overtrading_policy[],
+    p_reverse_request_unique_no text[], p_cancel_remark text[], p_balance_limit numeric)
+RETURNS TABLE (status movement_status, balance numeric, digits smallint, user_name text,
+               refused_field text, seen requests, reversed_amount numeric,
+               target_amount numeric, tombstone_written boolean, record_key text)
+LANGUAGE plpgsql AS $$
+DECLARE
+    r record;
+BEGIN
+    PERFORM FROM accounts a
+    WHERE (a.company_id, a.customer, a.currency) IN (
+        SELECT * FROM unnest(p_company_id, p_customer, p_currency))
+    ORDER BY a.company_id, a.customer, a.currency
+    FOR UPDATE;
+
+    FOR i IN 1 .. cardinality(p_is_cancel) LOOP
+        IF p_is_cancel[i] THEN
+            SELECT * INTO r FROM ledger_cancel(
+                p_company_id => p_company_id[i], p_customer => p_customer[i],
+                p_request_unique_no => p_request_unique_no[i],
+                p_reverse_request_unique_no => p_reverse_request_unique_no[i],
+                p_currency => p_currency[i], p_user_name => p_user_name[i],
+                p_amount => p_amount[i], p_amount_as_sent => p_amount_as_sent[i],
+                p_amount_digits => p_amount_digits[i], p_biz_type => p_biz_type[i],
+                p_order_id => p_order_id[i], p_request_time_ms => p_request_time_ms[i],
+                p_client_ip => p_client_ip[i], p_metadata => p_metadata[i],
+                p_cancel_remark => p_cancel_remark[i],
+                p_header_timestamp_ms => p_header_timestamp_ms[i],
+                p_input_notes => p_input_notes[i], p_trace_id => p_trace_id[i]);
+            refused_field := NULL;
+            reversed_amount := r.reversed_amount;
+            target_amount := r.target_amount;
+            tombstone_written := r.tombstone_written;
+            record_key := r.record_key;
+        ELSE
+            SELECT * INTO r FROM ledger_adjust(
+                p_company_id => p_company_id[i], p_customer => p_customer[i],
+                p_request_unique_no => p_request_unique_no[i], p_currency => p_currency[i],
+                p_user_name => p_user_name[i], p_operation_type => p_operation_type[i],
+                p_amount => p_amount[i], p_amount_as_sent => p_amount_as_sent[i],
+                p_amount_digits => p_amount_digits[i], p_biz_type => p_biz_type[i],
+                p_order_id => p_order_id[i], p_request_time_ms => p_request_time_ms[i],
+                p_client_ip => p_client_ip[i], p_metadata => p_metadata[i],
+                p_header_timestamp_ms => p_header_timestamp_ms[i],
+                p_input_notes => p_input_notes[i], p_refusal => p_refusal[i],
+                p_refused_field => p_refused_field[i], p_delta => p_delta[i],
+                p_may_overdraw => p_may_overdraw[i],
+                p_overtrading_policy => p_overtrading_policy[i],
+                p_balance_limit => p_balance_limit, p_trace_id => p_trace_id[i]);
+            refused_field := r.refused_field;
+            reversed_amount := NULL;
+            target_amount := NULL;
+            tombstone_written := NULL;
+            record_key := NULL;
+        END IF;
+        status := r.status;
+        balance := r.balance;
+        digits := r.digits;
+        user_name := r.user_name;
+        seen := r.seen;
+        RETURN NEXT;
+    END LOOP;
+END
+$$;
