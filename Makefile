@@ -3,15 +3,15 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-PROTO_SRC := $(wildcard protos/ledger/v1/*.proto)
+PROTO_SRC := $(wildcard protos/ledger/v2/*.proto)
 # The stubs go into the client package (ledger_client/generated), never edited by
 # hand; protos/generate.py is the one generation command (the wheel build uses it too).
 GEN_DIR   := ledger_client/generated
-PROTO_GEN := $(GEN_DIR)/ledger/v1/ledger_pb2.py $(GEN_DIR)/ledger/v1/ledger_pb2_grpc.py
+PROTO_GEN := $(GEN_DIR)/ledger/v2/ledger_pb2.py $(GEN_DIR)/ledger/v2/ledger_pb2_grpc.py
 PROTOC    := $(BIN)/python protos/generate.py .
 
 .DEFAULT_GOAL := help
-.PHONY: help install lock proto run test soak lint typecheck clean bench
+.PHONY: help install lock proto breaking run test soak lint typecheck clean bench
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -48,11 +48,22 @@ test: install ## Run the whole test suite (embedded PostgreSQL, real gRPC and HT
 soak: install ## The model-based test at length (LEDGER_SOAK=1: hundreds of random sequences)
 	LEDGER_SOAK=1 $(BIN)/pytest tests/test_model.py -p no:cacheprovider -o timeout=3600
 
-lint: install ## ruff, mypy and buf lint
+lint: install breaking ## ruff, mypy, buf lint and buf breaking
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy ledger_service http_facade ledger_client
 	$(BIN)/buf lint
+
+# The contract may only grow: protos/ is compared with the previous commit's
+# (the commit that introduced ledger.v2 removed v1 on purpose; from the next
+# one on, every change is checked).
+breaking: install ## buf breaking: protos/ against the previous commit
+	@git rev-parse -q --verify HEAD~1 >/dev/null || git fetch -q --deepen=1 || true
+	@if ! git rev-parse -q --verify HEAD~1 >/dev/null; then \
+		echo "buf breaking: no previous commit in this clone" >&2; exit 1; \
+	elif git cat-file -e HEAD~1:protos/ledger/v2/ledger.proto 2>/dev/null; then \
+		$(BIN)/buf breaking --against '.git#ref=HEAD~1' && echo "buf breaking: no breaking change since HEAD~1"; \
+	else echo "buf breaking: HEAD~1 has no ledger.v2 yet (v1 was removed on purpose)"; fi
 
 clean: ## Remove the virtualenv, generated code and local data
 	rm -rf $(VENV) .ledger $(GEN_DIR)

@@ -74,10 +74,10 @@ async def _open_accounts(target: str, count: int) -> None:
                 )
                 answer = await stub.Deposit(
                     pb.DepositRequest(
-                        account=key, amount="1000000.00", idempotency_key=f"fund-b-{index}"
+                        account=key, amount="1000000.00", request_id=f"fund-b-{index}"
                     )
                 )
-                assert answer.outcome == pb.OUTCOME_APPLIED
+                assert answer.result == pb.DEPOSIT_RESULT_APPLIED
 
         await asyncio.gather(*(worker() for _ in range(32)))
 

@@ -71,20 +71,19 @@ async def grpc_traffic(settings: dict[str, Any], tally: Tally) -> Callable[[], A
         request = pb.AdjustRequest(
             account=pb.AccountKey(company_id=COMPANY_ID, customer=f"b-{index}", currency=CURRENCY),
             user_name=f"u-{index}",
-            request_unique_no=number(),
+            request_id=number(),
             operation_type=random.choice(operations),
             amount="0.01",
             amount_digits=DIGITS,
-            biz_type=1,
-            order_id=1,
-            request_time_ms=int(time.time() * 1000),
-            client_ip="127.0.0.1",
+            tradeboss=pb.TradeBossFields(
+                biz_type=1, order_id=1, request_time_ms=int(time.time() * 1000), ip="127.0.0.1"
+            ),
         )
         answer = await stub.Adjust(request, timeout=settings["deadline"])
-        if answer.outcome == pb.OUTCOME_APPLIED:
+        if answer.result == pb.ADJUST_RESULT_APPLIED:
             tally.executes_ok += 1
         else:
-            tally.mistake(f"Adjust {request.request_unique_no}: {answer}")
+            tally.mistake(f"Adjust {request.request_id}: {answer}")
 
     return one
 

@@ -1,11 +1,11 @@
 """Every answer code the facade gives TradeBoss, and the one table from ledger
-outcomes to codes. The README lists them (tests/test_readme.py keeps it so)."""
+reasons to codes. The README lists them (tests/test_readme.py keeps it so)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ledger_client import pb
+from ledger_client import conflicting_field
 
 
 @dataclass(frozen=True)
@@ -59,28 +59,37 @@ LEDGER_BUSY = Code("LW_5003", "Ledger busy with conflicting requests, try again"
 
 ALL_CODES = [value for value in dict(globals()).values() if isinstance(value, Code)]
 
-# The one table: every ledger outcome -> one code.
-CODE_OF_OUTCOME: dict[int, Code] = {
-    pb.OUTCOME_APPLIED: SUCCESS,
-    pb.OUTCOME_REVERSED: SUCCESS,
-    pb.OUTCOME_ALREADY_REVERSED: SUCCESS,
-    pb.OUTCOME_NOT_APPLIED: RECEIVED_NOT_PROCESSED,
-    pb.OUTCOME_NEVER_RECEIVED: NOT_RECEIVED,
-    pb.OUTCOME_INVALID_ARGUMENT: INVALID_PARAMETER,
-    pb.OUTCOME_INVALID_AMOUNT: INVALID_AMOUNT,
-    pb.OUTCOME_AMOUNT_SIGN_MISMATCH: AMOUNT_SIGN_MISMATCH,
-    pb.OUTCOME_TOO_MANY_DIGITS: TOO_MANY_DIGITS,
-    pb.OUTCOME_ACCOUNT_NOT_FOUND: ACCOUNT_NOT_FOUND,
-    pb.OUTCOME_ACCOUNT_SCALE_MISMATCH: CURRENCY_MISMATCH,
-    pb.OUTCOME_USER_NAME_MISMATCH: USER_NAME_MISMATCH,
-    pb.OUTCOME_CANCEL_TARGET_MISMATCH: CANCEL_TARGET_MISMATCH,
-    pb.OUTCOME_REQUEST_NOT_FOUND: INTERNAL_ERROR,  # the facade never asks for one
-    pb.OUTCOME_CONFLICT: DUPLICATE_REQUEST,
-    pb.OUTCOME_ALREADY_CANCELLED: ALREADY_CANCELLED,
-    pb.OUTCOME_INSUFFICIENT_BALANCE: INSUFFICIENT_BALANCE,
-    pb.OUTCOME_BALANCE_LIMIT_EXCEEDED: BALANCE_LIMIT_EXCEEDED,
-    pb.OUTCOME_UNAVAILABLE: LEDGER_UNAVAILABLE,
-    pb.OUTCOME_DEADLINE_EXCEEDED: LEDGER_TIMEOUT,
-    pb.OUTCOME_ABORTED: LEDGER_BUSY,
-    pb.OUTCOME_INTERNAL: INTERNAL_ERROR,
+# The one table: every ledger reason (a result of ledger.v2 without its enum's
+# prefix, or an error's ErrorInfo.reason) -> one code. Every
+# EXISTS_WITH_DIFFERENT_<FIELD> result is DUPLICATE_REQUEST, naming the field.
+CODE_OF_REASON: dict[str, Code] = {
+    "APPLIED": SUCCESS,
+    "REVERSED": SUCCESS,
+    "ALREADY_REVERSED": SUCCESS,
+    "NOT_APPLIED": RECEIVED_NOT_PROCESSED,
+    "NEVER_RECEIVED": NOT_RECEIVED,
+    "INVALID_ARGUMENT": INVALID_PARAMETER,
+    "INVALID_AMOUNT": INVALID_AMOUNT,
+    "AMOUNT_SIGN_MISMATCH": AMOUNT_SIGN_MISMATCH,
+    "TOO_MANY_DIGITS": TOO_MANY_DIGITS,
+    "ACCOUNT_NOT_FOUND": ACCOUNT_NOT_FOUND,
+    "ACCOUNT_SCALE_MISMATCH": CURRENCY_MISMATCH,
+    "USER_NAME_MISMATCH": USER_NAME_MISMATCH,
+    "CANCEL_TARGET_MISMATCH": CANCEL_TARGET_MISMATCH,
+    "REQUEST_NOT_FOUND": INTERNAL_ERROR,  # the facade never asks for one
+    "ALREADY_CANCELLED": ALREADY_CANCELLED,
+    "INSUFFICIENT_BALANCE": INSUFFICIENT_BALANCE,
+    "BALANCE_LIMIT_EXCEEDED": BALANCE_LIMIT_EXCEEDED,
+    "UNAVAILABLE": LEDGER_UNAVAILABLE,
+    "DEADLINE_EXCEEDED": LEDGER_TIMEOUT,
+    "ABORTED": LEDGER_BUSY,
+    "INTERNAL": INTERNAL_ERROR,
 }
+
+
+def code_of(reason: str) -> tuple[Code, str]:
+    """The code for a ledger reason, and the field it names ("" for none)."""
+    field = conflicting_field(reason)
+    if field is not None:
+        return DUPLICATE_REQUEST, field
+    return CODE_OF_REASON.get(reason, INTERNAL_ERROR), ""

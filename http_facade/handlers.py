@@ -15,7 +15,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ledger_client import pb
+from ledger_client import pb, result_name
 
 from . import codes, metrics, schema, security, validation
 from .codes import Code
@@ -117,18 +117,20 @@ def _adjustment_fields(call: Call, shape: Shape) -> dict[str, Any]:
     the notes come last, once every field has been read."""
     fields = {
         "account": call.account(shape),
-        "request_unique_no": shape.text("requestUniqueNo"),
+        "request_id": shape.text("requestUniqueNo"),
         "user_name": shape.text("userName"),
         "amount": shape.text("amount"),
         "amount_digits": shape.integer("amountDigits"),
-        "biz_type": shape.integer("bizType"),
-        "order_id": shape.integer("orderId"),
-        "request_time_ms": shape.integer("requestTime"),
-        "client_ip": shape.text("ip"),
-        "metadata": shape.metadata(),
-        "header_timestamp_ms": call.headers.timestamp or 0,
+        "tradeboss": pb.TradeBossFields(
+            biz_type=shape.integer("bizType"),
+            order_id=shape.integer("orderId"),
+            request_time_ms=shape.integer("requestTime"),
+            ip=shape.text("ip"),
+            metadata=shape.metadata(),
+            header_timestamp_ms=call.headers.timestamp or 0,
+        ),
     }
-    return {**fields, "notes": list(shape.notes)}
+    return {**fields, "input_notes": list(shape.notes)}
 
 
 async def get_user_amount(http: Request) -> Response:
@@ -165,15 +167,12 @@ async def execute(http: Request) -> Response:
     )
     if shape.error is not None:
         request.input_error.CopyFrom(shape.error)
-    call.log_fields["request_unique_no"] = request.request_unique_no[:48]
+    call.log_fields["request_unique_no"] = request.request_id[:48]
     answer = await call.ledger.adjust(request, call.headers.trace, call.ledger_timeout())
-    if answer.outcome == pb.OUTCOME_APPLIED and not answer.replayed:
+    if answer.result == pb.ADJUST_RESULT_APPLIED and not answer.replayed:
         metrics.money_moved(request.account.currency, str(operation_type), answer.applied_amount)
-    return respond(
-        http,
-        codes.CODE_OF_OUTCOME[answer.outcome],
-        field_params(answer.conflict_field or answer.refused_field),
-    )
+    code, conflict = codes.code_of(result_name(pb.AdjustResult, answer.result))
+    return respond(http, code, field_params(conflict or answer.refused_field))
 
 
 async def cancel(http: Request) -> Response:
@@ -182,16 +181,16 @@ async def cancel(http: Request) -> Response:
     the identity, so shape.error is not consulted here)."""
     call = await webhook_call(http)
     shape = Shape(schema.CancelBody, call.body)
-    reverse_request_unique_no = shape.text("reverseRequestUniqueNo")
+    target_request_id = shape.text("reverseRequestUniqueNo")
     cancel_remark = shape.text("cancelRemark")
     request = pb.CancelAdjustmentRequest(
-        reverse_request_unique_no=reverse_request_unique_no,
-        cancel_remark=cancel_remark,
-        **_adjustment_fields(call, shape),
+        target_request_id=target_request_id, **_adjustment_fields(call, shape)
     )
-    call.log_fields["request_unique_no"] = request.request_unique_no[:48]
-    call.log_fields["reverse_request_unique_no"] = request.reverse_request_unique_no[:48]
+    request.tradeboss.remark = cancel_remark
+    call.log_fields["request_unique_no"] = request.request_id[:48]
+    call.log_fields["reverse_request_unique_no"] = request.target_request_id[:48]
     answer = await call.ledger.cancel(request, call.headers.trace, call.ledger_timeout())
-    if answer.outcome == pb.OUTCOME_REVERSED and not answer.replayed:
+    if answer.result == pb.CANCEL_RESULT_REVERSED and not answer.replayed:
         metrics.money_moved(request.account.currency, "reversal", answer.reversed_amount)
-    return respond(http, codes.CODE_OF_OUTCOME[answer.outcome], field_params(answer.conflict_field))
+    code, _ = codes.code_of(result_name(pb.CancelResult, answer.result))
+    return respond(http, code, ())

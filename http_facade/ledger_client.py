@@ -72,12 +72,12 @@ class LedgerClient:
 
 
 def _answer_for(error: grpc.aio.AioRpcError) -> Answer:
-    """The ledger's ErrorDetail names the outcome; without one, the status code
+    """The ledger's ErrorInfo names the reason; without one, the status code
     says whether the ledger was unreachable or too slow."""
     detail = error_detail(error)
     if detail is not None:
-        code = codes.CODE_OF_OUTCOME.get(detail.outcome, codes.INTERNAL_ERROR)
-        if detail.outcome == pb.OUTCOME_DEADLINE_EXCEEDED:
+        code, _ = codes.code_of(detail.reason)
+        if detail.reason == "DEADLINE_EXCEEDED":
             metrics.LEDGER_DEADLINE_EXPIRIES.inc()
         return Answer(code, *field_params(detail.field))
     if error.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
@@ -91,6 +91,10 @@ def _answer_for(error: grpc.aio.AioRpcError) -> Answer:
 
 def field_params(field: str) -> tuple[str, ...]:
     """msgParams for a ledger field: TradeBoss's name for it."""
+    if not field:
+        return ()
     if field == "kind":  # the number is known as another kind of request
         return ("requestUniqueNo",)
-    return (TRADEBOSS_FIELD.get(field, field),) if field else ()
+    # A conflict names a TradeBoss field by its leaf (biz_type, not tradeboss.biz_type).
+    name = TRADEBOSS_FIELD.get(field) or TRADEBOSS_FIELD.get(f"tradeboss.{field}", field)
+    return (name,)

@@ -121,19 +121,19 @@ class CancelBody(WebhookBody):
 # TradeBoss's field names and the ledger's (proto) names for them: the one table.
 PROTO_FIELD = {
     "thirdServerCode": "customer",
-    "requestUniqueNo": "request_unique_no",
-    "reverseRequestUniqueNo": "reverse_request_unique_no",
+    "requestUniqueNo": "request_id",
+    "reverseRequestUniqueNo": "target_request_id",
     "currency": "currency",
     "userName": "user_name",
     "operationType": "operation_type",
     "amount": "amount",
     "amountDigits": "amount_digits",
-    "bizType": "biz_type",
-    "orderId": "order_id",
-    "requestTime": "request_time_ms",
-    "ip": "client_ip",
-    "cancelRemark": "cancel_remark",
-    "metadata": "metadata",
+    "bizType": "tradeboss.biz_type",
+    "orderId": "tradeboss.order_id",
+    "requestTime": "tradeboss.request_time_ms",
+    "ip": "tradeboss.ip",
+    "cancelRemark": "tradeboss.remark",
+    "metadata": "tradeboss.metadata",
     "companyId": "company_id",
 }
 TRADEBOSS_FIELD = {proto: name for name, proto in PROTO_FIELD.items()}

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from decimal import Decimal
+from typing import Any
 
 import asyncpg
 
@@ -37,15 +38,34 @@ _WALLET_REFUSALS = {
 _TARGET_FIELDS = {
     MovementStatus.TARGET_CURRENCY_MISMATCH: "currency",
     MovementStatus.TARGET_USER_NAME_MISMATCH: "user_name",
-    MovementStatus.TARGET_NOT_ADJUSTMENT: "reverse_request_unique_no",
+    MovementStatus.TARGET_NOT_ADJUSTMENT: "target_request_id",
 }
 
 
-def _kept_free_text(command: AdjustCommand | CancelCommand, notes: list[str]) -> tuple[str, str]:
-    """The free text both webhooks carry, as it is kept (changes noted)."""
-    client_ip = intake.free_text(command.client_ip, "client_ip", validation.MAX_CLIENT_IP, notes)
-    metadata = intake.free_text(command.metadata, "metadata", validation.MAX_REMARK, notes)
-    return client_ip, metadata
+def _recorded(
+    command: AdjustCommand | CancelCommand, notes: list[str], trace_id: str
+) -> dict[str, Any]:
+    """What both webhooks record as sent: free text cut to its stored length,
+    each cut noted."""
+    return {
+        "company_id": command.account.company_id,
+        "customer": command.account.customer,
+        "amount_as_sent": intake.free_text(
+            command.amount, "amount", intake.MAX_AMOUNT_AS_SENT, notes
+        ),
+        "amount_digits": command.amount_digits,
+        "biz_type": command.biz_type,
+        "order_id": command.order_id,
+        "request_time_ms": command.request_time_ms,
+        "client_ip": intake.free_text(
+            command.client_ip, "tradeboss.ip", validation.MAX_CLIENT_IP, notes
+        ),
+        "metadata": intake.free_text(
+            command.metadata, "tradeboss.metadata", validation.MAX_REMARK, notes
+        ),
+        "header_timestamp_ms": command.header_timestamp_ms or None,
+        "trace_id": trace_id,
+    }
 
 
 async def adjust(
@@ -58,7 +78,7 @@ async def adjust(
     """Execute an adjustment once per request_unique_no; every identified
     execute is recorded with its outcome, refusals included."""
     key = command.account
-    intake.identify(key, command.request_unique_no, "request_unique_no")
+    intake.identify(key, command.request_unique_no, "request_id")
     refusal = intake.adjustment_refusal(command)
     amount = intake.plain_decimal_or_none(command.amount)
     operation_type = _known_operation(command.operation_type)
@@ -68,27 +88,15 @@ async def adjust(
         assert amount is not None and operation_type is not None  # adjustment_refusal checked
         delta, applied_policy = money.adjustment_delta(operation_type, amount, policy)
     notes = list(command.notes)
-    client_ip, metadata = _kept_free_text(command, notes)
-    amount_as_sent = intake.free_text(command.amount, "amount", intake.MAX_AMOUNT_AS_SENT, notes)
-
+    recorded = _recorded(command, notes, trace_id)
     movement = Movement(
         is_cancel=False,
-        company_id=key.company_id,
-        customer=key.customer,
         request_unique_no=command.request_unique_no,
         currency=intake.kept(key.currency),
         user_name=intake.kept(command.user_name),
         amount=amount,
-        amount_as_sent=amount_as_sent,
-        amount_digits=command.amount_digits,
-        biz_type=command.biz_type,
-        order_id=command.order_id,
-        request_time_ms=command.request_time_ms,
-        client_ip=client_ip,
-        metadata=metadata,
-        header_timestamp_ms=command.header_timestamp_ms or None,
         input_notes=intake.joined(notes),
-        trace_id=trace_id,
+        **recorded,
         operation_type=operation,
         refusal=Outcome(refusal.outcome).name if refusal else None,
         refused_field=refusal.field if refusal else None,
@@ -189,41 +197,29 @@ async def cancel_adjustment(
     """Reverse an adjustment once, or tombstone a number never received. Only
     the target's identity and account can refuse a cancel."""
     key = command.account
-    intake.identify(key, command.reverse_request_unique_no, "reverse_request_unique_no")
+    intake.identify(key, command.reverse_request_unique_no, "target_request_id")
     notes = list(command.notes)
     own_number: str | None = command.request_unique_no
     if not intake.usable_number(command.request_unique_no) or (
         command.request_unique_no == command.reverse_request_unique_no
     ):
-        notes.append(f"request_unique_no {command.request_unique_no[:60]!r} unusable")
+        notes.append(f"request_id {command.request_unique_no[:60]!r} unusable")
         own_number = None
     currency = intake.identifier_or_none(key.currency, validation.MAX_CURRENCY)
     user_name = intake.identifier_or_none(command.user_name, validation.MAX_USER_NAME)
-    client_ip, metadata = _kept_free_text(command, notes)
+    recorded = _recorded(command, notes, trace_id)
     cancel_remark = intake.free_text(
-        command.cancel_remark, "cancel_remark", validation.MAX_REMARK, notes
+        command.cancel_remark, "tradeboss.remark", validation.MAX_REMARK, notes
     )
-    amount_as_sent = intake.free_text(command.amount, "amount", intake.MAX_AMOUNT_AS_SENT, notes)
     amount = intake.plain_decimal_or_none(command.amount)
-
     movement = Movement(
         is_cancel=True,
-        company_id=key.company_id,
-        customer=key.customer,
         request_unique_no=own_number,
         currency=currency,
         user_name=user_name,
         amount=amount,
-        amount_as_sent=amount_as_sent,
-        amount_digits=command.amount_digits,
-        biz_type=command.biz_type,
-        order_id=command.order_id,
-        request_time_ms=command.request_time_ms,
-        client_ip=client_ip,
-        metadata=metadata,
-        header_timestamp_ms=command.header_timestamp_ms or None,
         input_notes=intake.joined(notes),
-        trace_id=trace_id,
+        **recorded,
         reverse_request_unique_no=command.reverse_request_unique_no,
         cancel_remark=cancel_remark,
     )
@@ -239,7 +235,7 @@ async def cancel_adjustment(
         raise LedgerError(
             Outcome.CANCEL_TARGET_MISMATCH,
             f"the cancel's {field} does not match the request it names"
-            if field != "reverse_request_unique_no"
+            if field != "target_request_id"
             else f"{command.reverse_request_unique_no!r} is not an adjustment",
             field,
         )

@@ -6,6 +6,8 @@ and the wallet."""
 
 from __future__ import annotations
 
+from typing import Literal
+
 import asyncpg
 
 from . import accounts, metrics, money, validation
@@ -23,8 +25,9 @@ _FUND = """SELECT * FROM ledger_fund(
     p_trace_id => $10)"""
 
 
-async def deposit(
+async def fund(
     pool: asyncpg.Pool,
+    kind: Literal["deposit", "withdrawal"],
     key: AccountKey,
     amount_text: str,
     idempotency_key: str,
@@ -32,35 +35,10 @@ async def deposit(
     trace_id: str,
     deadline: float,
 ) -> FundingResult:
-    return await _fund(pool, "deposit", key, amount_text, idempotency_key, note, trace_id, deadline)
-
-
-async def withdraw(
-    pool: asyncpg.Pool,
-    key: AccountKey,
-    amount_text: str,
-    idempotency_key: str,
-    note: str,
-    trace_id: str,
-    deadline: float,
-) -> FundingResult:
-    return await _fund(
-        pool, "withdrawal", key, amount_text, idempotency_key, note, trace_id, deadline
-    )
-
-
-async def _fund(
-    pool: asyncpg.Pool,
-    kind: str,
-    key: AccountKey,
-    amount_text: str,
-    idempotency_key: str,
-    note: str,
-    trace_id: str,
-    deadline: float,
-) -> FundingResult:
+    """Operator funding: a deposit credits the wallet, a withdrawal debits it
+    (never below zero); once per request id, like every movement."""
     validation.account_key(key)
-    validation.text(idempotency_key, "idempotency_key", validation.MAX_REQUEST_NO)
+    validation.text(idempotency_key, "request_id", validation.MAX_REQUEST_NO)
     validation.text(note, "note", MAX_NOTE, required=False)
     # The wallet's scale is checked in the transaction; the shape and sign here.
     amount = money.parse_amount(amount_text, validation.MAX_DIGITS)

@@ -50,7 +50,7 @@ def identify(account: AccountKey, number: str, number_field: str) -> None:
 
 def usable_number(number: str) -> bool:
     try:
-        validation.text(number, "request_unique_no", validation.MAX_REQUEST_NO)
+        validation.text(number, "request_id", validation.MAX_REQUEST_NO)
     except LedgerError:
         return False
     return not number.startswith(DERIVED_KEY_PREFIX)

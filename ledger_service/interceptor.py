@@ -1,6 +1,6 @@
 """What every call of the ledger service shares, around the servicer: the
 caller's trace and deadline, the error mapping (LedgerError -> a gRPC status
-with an ErrorDetail), one log line and the metrics. Unary and streaming
+with google.rpc.ErrorInfo), one log line and the metrics. Unary and streaming
 methods alike; the servicer's methods only translate."""
 
 from __future__ import annotations
@@ -16,10 +16,11 @@ from typing import Any
 import asyncpg
 import grpc
 from google.protobuf import any_pb2
-from google.rpc import status_pb2
+from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from ledger_client import pb, tracing
+from ledger_client.errors import ERROR_DOMAIN
 
 from . import metrics, validation
 from .errors import LedgerError
@@ -67,17 +68,26 @@ def current_call() -> CallContext:
 
 
 def error_status(error: LedgerError) -> grpc.Status:
-    """A gRPC status whose rich details carry the ErrorDetail of the outcome."""
-    detail = any_pb2.Any()
-    detail.Pack(
-        pb.ErrorDetail(
-            outcome=pb.Outcome.ValueType(error.outcome.value),
-            field=error.field,
-            message=error.message,
+    """A gRPC status whose rich details carry the standard google.rpc.ErrorInfo
+    (reason: the outcome's name) and, when a field is at fault, BadRequest."""
+    info = any_pb2.Any()
+    info.Pack(
+        error_details_pb2.ErrorInfo(
+            reason=error.outcome.name,
+            domain=ERROR_DOMAIN,
+            metadata={"field": error.field} if error.field else {},
         )
     )
+    details = [info]
+    if error.field:
+        violation = error_details_pb2.BadRequest.FieldViolation(
+            field=error.field, description=error.message
+        )
+        bad_request = any_pb2.Any()
+        bad_request.Pack(error_details_pb2.BadRequest(field_violations=[violation]))
+        details.append(bad_request)
     code = STATUS_OF_OUTCOME.get(error.outcome, grpc.StatusCode.INTERNAL)
-    status = status_pb2.Status(code=code.value[0], message=str(error), details=[detail])
+    status = status_pb2.Status(code=code.value[0], message=error.message, details=details)
     return rpc_status.to_status(status)
 
 
@@ -167,10 +177,8 @@ class _Call:
         self.token = _CURRENT.set(CallContext(self.trace_id, deadline))
         account = getattr(request, "account", None)
         self.company_id = account.company_id if account is not None else 0
-        self.reference = (
-            getattr(request, "request_unique_no", "")
-            or getattr(request, "idempotency_key", "")
-            or (account.customer if account is not None else "")
+        self.reference = getattr(request, "request_id", "") or (
+            account.customer if account is not None else ""
         )
         metrics.IN_FLIGHT.labels(method).inc()
 
@@ -214,9 +222,23 @@ class _Call:
         log.info("%s %s", self.method, self.outcome, extra={"fields": fields})
 
 
+# Every result enum's values by number, named without the enum's prefix
+# (ADJUST_RESULT_APPLIED -> APPLIED), for logs and metrics.
+_RESULT_NAMES = {
+    enum.full_name: {
+        value.number: value.name.removeprefix(enum.values[0].name.removesuffix("UNSPECIFIED"))
+        for value in enum.values
+    }
+    for enum in pb.DESCRIPTOR.enum_types_by_name.values()
+    if enum.name.endswith("Result")
+}
+
+
 def _outcome_of(response: Any) -> str:
-    outcome = getattr(response, "outcome", 0)
-    return Outcome(outcome).name if outcome else "OK"
+    field = response.DESCRIPTOR.fields_by_name.get("result")
+    if field is None or field.enum_type is None:
+        return "OK"
+    return _RESULT_NAMES[field.enum_type.full_name][response.result]
 
 
 def _trace_of(context: grpc.aio.ServicerContext) -> str:

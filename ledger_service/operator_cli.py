@@ -21,11 +21,17 @@ from typing import Any
 
 import grpc
 from google.protobuf import json_format
-from grpc_status import rpc_status
 
-from ledger_client import ChannelSecurity, open_channel, pb, pb_grpc
+from ledger_client import (
+    ChannelSecurity,
+    conflicting_field,
+    error_detail,
+    open_channel,
+    pb,
+    pb_grpc,
+    result_name,
+)
 
-_OK_OUTCOMES = {pb.OUTCOME_APPLIED, pb.OUTCOME_UNSPECIFIED}
 Command = Callable[[Any, argparse.Namespace], Awaitable[str]]
 
 
@@ -39,8 +45,14 @@ def _account(flags: argparse.Namespace) -> pb.AccountKey:
     )
 
 
-def _outcome(value: pb.Outcome.ValueType) -> str:
-    return pb.Outcome.Name(value).removeprefix("OUTCOME_")
+def _result(record: pb.RequestRecord) -> str:
+    """A request record's result, by name ("APPLIED", "REVERSED"...)."""
+    which = record.WhichOneof("result")
+    if which is None:
+        return ""
+    enum = record.DESCRIPTOR.fields_by_name[which].enum_type
+    assert enum is not None
+    return result_name(getattr(pb, enum.name), getattr(record, which))
 
 
 def _show_balance(balance: pb.Balance) -> str:
@@ -63,21 +75,22 @@ async def open_account(stub: Any, flags: argparse.Namespace) -> str:
 def _funding(method: str) -> Command:
     async def run(stub: Any, flags: argparse.Namespace) -> str:
         request_type = pb.DepositRequest if method == "Deposit" else pb.WithdrawRequest
+        result_type = pb.DepositResult if method == "Deposit" else pb.WithdrawResult
         answer = await getattr(stub, method)(
             request_type(
                 account=_account(flags),
                 amount=flags.amount,
-                idempotency_key=flags.key,
+                request_id=flags.key,
                 note=flags.note or "",
             ),
             timeout=flags.timeout,
         )
         replay = " (repeat of an earlier request)" if answer.replayed else ""
-        if answer.outcome not in _OK_OUTCOMES:
-            field = f" ({answer.conflict_field} differs)" if answer.conflict_field else ""
-            raise Refused(
-                f"{_outcome(answer.outcome)}{field}{replay}; balance {answer.balance.amount}"
-            )
+        result = result_name(result_type, answer.result)
+        if result != "APPLIED":
+            field = conflicting_field(result)
+            said = f"CONFLICT ({field} differs)" if field else result
+            raise Refused(f"{said}{replay}; balance {answer.balance.amount}")
         if flags.json:
             return _json(_dict(answer))
         return f"{method.lower()} applied{replay}: {_show_balance(answer.balance)}"
@@ -147,11 +160,11 @@ async def statement(stub: Any, flags: argparse.Namespace) -> str:
         rows.append(
             (
                 str(entry.entry_no),
-                entry.created_at.ToDatetime().strftime("%Y-%m-%d %H:%M:%S"),
+                entry.create_time.ToDatetime().strftime("%Y-%m-%d %H:%M:%S"),
                 pb.EntryCause.Name(entry.cause).removeprefix("ENTRY_CAUSE_").lower(),
                 entry.amount,
                 entry.balance_after,
-                entry.request_unique_no,
+                entry.request_id,
                 entry.trace_id,
             )
         )
@@ -171,7 +184,7 @@ async def statement(stub: Any, flags: argparse.Namespace) -> str:
 
 async def request(stub: Any, flags: argparse.Namespace) -> str:
     answer = await stub.GetRequest(
-        pb.GetRequestRequest(account=_account(flags), request_unique_no=flags.number),
+        pb.GetRequestRequest(account=_account(flags), request_id=flags.number),
         timeout=flags.timeout,
     )
     record = answer.request
@@ -179,7 +192,7 @@ async def request(stub: Any, flags: argparse.Namespace) -> str:
         return _json(_dict(record))
     fields = [
         ("kind", pb.RequestKind.Name(record.kind).removeprefix("REQUEST_KIND_").lower()),
-        ("outcome", _outcome(record.outcome)),
+        ("outcome", _result(record)),
         (
             "operation",
             pb.OperationType.Name(record.operation_type).removeprefix("OPERATION_TYPE_")
@@ -190,14 +203,14 @@ async def request(stub: Any, flags: argparse.Namespace) -> str:
         ("refused field", record.refused_field),
         ("applied", record.applied_amount),
         ("balance after", record.balance_after),
-        ("reverses", record.reverse_request_unique_no),
+        ("reverses", record.target_request_id),
         ("reversed by", record.reversed_by),
         ("trace", record.trace_id),
         ("input notes", record.input_notes),
-        ("created", record.created_at.ToJsonString()),
+        ("created", record.create_time.ToJsonString()),
     ]
-    if record.HasField("reversed_at"):
-        fields.append(("reversed", record.reversed_at.ToJsonString()))
+    if record.HasField("reverse_time"):
+        fields.append(("reversed", record.reverse_time.ToJsonString()))
     return "\n".join(f"{name:>13}: {value}" for name, value in fields if value)
 
 
@@ -231,8 +244,8 @@ async def reconcile(stub: Any, flags: argparse.Namespace) -> str:
 def _discrepancy_line(found: pb.Discrepancy) -> str:
     key = found.account
     where = f"{key.company_id}/{key.customer}/{key.currency}"
-    if found.request_unique_no:
-        where += f" request {found.request_unique_no}"
+    if found.request_id:
+        where += f" request {found.request_id}"
     if found.entry_no:
         where += f" entry {found.entry_no}"
     return f"{found.check}: {where}: {found.detail}"
@@ -285,8 +298,8 @@ EXPORT_COLUMNS = [
 async def export(stub: Any, flags: argparse.Namespace) -> str:
     """Write the period's journal as CSV, batch by batch as it streams in."""
     request = pb.ExportJournalRequest(company_id=flags.company_id or 0)
-    request.from_time.FromDatetime(_date(flags.from_date))
-    request.to_time.FromDatetime(_date(flags.to_date))
+    request.start_time.FromDatetime(_date(flags.from_date))
+    request.end_time.FromDatetime(_date(flags.to_date))
     # A one-shot command: blocking writes are what it is for.
     output = open(flags.output, "w", newline="") if flags.output else sys.stdout  # noqa: ASYNC230
     rows = total = 0
@@ -304,7 +317,7 @@ async def export(stub: Any, flags: argparse.Namespace) -> str:
                         key.customer,
                         key.currency,
                         entry.entry_no,
-                        entry.created_at.ToJsonString(),
+                        entry.create_time.ToJsonString(),
                         pb.EntryCause.Name(entry.cause).removeprefix("ENTRY_CAUSE_").lower(),
                         _enum_text(pb.OperationType, entry.operation_type, "OPERATION_TYPE_"),
                         _enum_text(
@@ -313,7 +326,7 @@ async def export(stub: Any, flags: argparse.Namespace) -> str:
                         entry.amount,
                         entry.counterparty,
                         entry.balance_after,
-                        entry.request_unique_no,
+                        entry.request_id,
                         entry.trace_id,
                     ]
                 )
@@ -476,14 +489,11 @@ async def _run(flags: argparse.Namespace, security: ChannelSecurity) -> int:
 
 def _report(error: grpc.aio.AioRpcError, target: str) -> int:
     code = error.code()
-    status = rpc_status.from_call(error)
-    if status is not None:
-        for detail in status.details:
-            found = pb.ErrorDetail()
-            if detail.Unpack(found):
-                field = f" [{found.field}]" if found.field else ""
-                print(f"error: {_outcome(found.outcome)}{field}: {found.message}", file=sys.stderr)
-                return 3 if found.outcome == pb.OUTCOME_UNAVAILABLE else 1
+    found = error_detail(error)
+    if found is not None:
+        field = f" [{found.field}]" if found.field else ""
+        print(f"error: {found.reason}{field}: {found.message}", file=sys.stderr)
+        return 3 if found.reason == "UNAVAILABLE" else 1
     if code == grpc.StatusCode.UNAUTHENTICATED:
         print(f"error: the ledger refused the credentials: {error.details()}", file=sys.stderr)
         return 1

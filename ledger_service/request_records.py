@@ -83,7 +83,7 @@ async def get_request(
     pool: asyncpg.Pool, key: AccountKey, request_unique_no: str, deadline: float
 ) -> RequestRecord:
     validation.account_key(key)
-    validation.text(request_unique_no, "request_unique_no", validation.MAX_REQUEST_NO)
+    validation.text(request_unique_no, "request_id", validation.MAX_REQUEST_NO)
 
     async def read(connection: asyncpg.Connection) -> RequestRecord | None:
         return await find(connection, key, request_unique_no)
@@ -93,6 +93,6 @@ async def get_request(
         raise LedgerError(
             Outcome.REQUEST_NOT_FOUND,
             f"no request {request_unique_no!r} for customer {key.customer!r}",
-            "request_unique_no",
+            "request_id",
         )
     return record

@@ -1,4 +1,4 @@
-"""gRPC entry point: translates ledger.v1 messages to use-case calls and back.
+"""gRPC entry point: translates ledger.v2 messages to use-case calls and back.
 
 No rule lives here; every decision is in the use cases it calls. The trace,
 deadline, errors, logs and metrics of every call are the interceptor's
@@ -11,7 +11,7 @@ import logging
 from collections.abc import AsyncIterator
 from datetime import UTC
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 import asyncpg
 import grpc
@@ -73,29 +73,36 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
         self, request: pb.DepositRequest, context: grpc.aio.ServicerContext
     ) -> pb.DepositResponse:
         result = await self._fund("deposit", request, context)
-        return pb.DepositResponse(**_funding_answer(result))
+        return pb.DepositResponse(
+            result=_result(pb.DepositResult, result.outcome, result.conflict_field),
+            balance=_balance(result.balance),
+            replayed=result.replayed,
+        )
 
     async def Withdraw(
         self, request: pb.WithdrawRequest, context: grpc.aio.ServicerContext
     ) -> pb.WithdrawResponse:
         result = await self._fund("withdrawal", request, context)
-        return pb.WithdrawResponse(**_funding_answer(result))
+        return pb.WithdrawResponse(
+            result=_result(pb.WithdrawResult, result.outcome, result.conflict_field),
+            balance=_balance(result.balance),
+            replayed=result.replayed,
+        )
 
     async def _fund(
         self,
-        kind: str,
+        kind: Literal["deposit", "withdrawal"],
         request: pb.DepositRequest | pb.WithdrawRequest,
         context: grpc.aio.ServicerContext,
     ) -> FundingResult:
         """Deposit and Withdraw differ only in direction; their answers share fields."""
-        use_case = funding.deposit if kind == "deposit" else funding.withdraw
-
         call = current_call()
-        result = await use_case(
+        result = await funding.fund(
             self._pool,
+            kind,
             _key(request.account),
             request.amount,
-            request.idempotency_key,
+            request.request_id,
             request.note,
             call.trace_id,
             call.deadline,
@@ -118,20 +125,15 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
         command = AdjustCommand(
             account=_key(request.account),
             user_name=request.user_name,
-            request_unique_no=request.request_unique_no,
+            request_unique_no=request.request_id,
             operation_type=request.operation_type,
             amount=request.amount,
             amount_digits=request.amount_digits,
-            biz_type=request.biz_type,
-            order_id=request.order_id,
-            request_time_ms=request.request_time_ms,
-            client_ip=request.client_ip,
-            metadata=request.metadata,
+            **_tradeboss(request.tradeboss),
             input_error=(request.input_error.field, request.input_error.message)
             if request.HasField("input_error")
             else None,
-            header_timestamp_ms=request.header_timestamp_ms,
-            notes=tuple(request.notes),
+            notes=tuple(request.input_notes),
         )
         result = await adjustments.adjust(
             self._movements,
@@ -141,7 +143,7 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
             call.deadline,
         )
         return pb.AdjustResponse(
-            outcome=_outcome_pb(result.outcome),
+            result=_result(pb.AdjustResult, result.outcome, result.conflict_field),
             balance=_balance(result.balance) if result.balance else None,
             applied_amount=_decimal_text(
                 result.applied_amount, result.balance.digits if result.balance else None
@@ -150,7 +152,6 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
             if result.overtrading_policy
             else pb.OVERTRADING_POLICY_UNSPECIFIED,
             replayed=result.replayed,
-            conflict_field=result.conflict_field,
             refused_field=result.refused_field,
             refusal_message=result.refusal_message,
         )
@@ -162,30 +163,24 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
         command = CancelCommand(
             account=_key(request.account),
             user_name=request.user_name,
-            request_unique_no=request.request_unique_no,
-            reverse_request_unique_no=request.reverse_request_unique_no,
+            request_unique_no=request.request_id,
+            reverse_request_unique_no=request.target_request_id,
             amount=request.amount,
             amount_digits=request.amount_digits,
-            cancel_remark=request.cancel_remark,
-            biz_type=request.biz_type,
-            order_id=request.order_id,
-            request_time_ms=request.request_time_ms,
-            client_ip=request.client_ip,
-            metadata=request.metadata,
-            header_timestamp_ms=request.header_timestamp_ms,
-            notes=tuple(request.notes),
+            cancel_remark=request.tradeboss.remark,
+            **_tradeboss(request.tradeboss),
+            notes=tuple(request.input_notes),
         )
         result = await adjustments.cancel_adjustment(
             self._movements, command, call.trace_id, call.deadline
         )
         return pb.CancelAdjustmentResponse(
-            outcome=_outcome_pb(result.outcome),
+            result=_result(pb.CancelResult, result.outcome),
             balance=_balance(result.balance) if result.balance else None,
             reversed_amount=_decimal_text(
                 result.reversed_amount, result.balance.digits if result.balance else None
             ),
             replayed=result.replayed,
-            conflict_field=result.conflict_field,
         )
 
     async def RebindUserName(
@@ -208,7 +203,7 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
     ) -> pb.GetRequestResponse:
         call = current_call()
         record = await request_records.get_request(
-            self._pool, _key(request.account), request.request_unique_no, call.deadline
+            self._pool, _key(request.account), request.request_id, call.deadline
         )
         return pb.GetRequestResponse(request=_request_record(record))
 
@@ -240,7 +235,7 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
                     discrepancy=pb.Discrepancy(
                         check=item.check,
                         account=_key_pb(item.account),
-                        request_unique_no=item.request_unique_no,
+                        request_id=item.request_unique_no,
                         entry_no=item.entry_no,
                         detail=item.detail,
                     )
@@ -278,10 +273,10 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
     async def ExportJournal(
         self, request: pb.ExportJournalRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.ExportJournalResponse]:
-        if not (request.HasField("from_time") and request.HasField("to_time")):
-            raise LedgerError(Outcome.INVALID_ARGUMENT, "from_time and to_time are required")
-        from_time = request.from_time.ToDatetime(tzinfo=UTC)
-        to_time = request.to_time.ToDatetime(tzinfo=UTC)
+        if not (request.HasField("start_time") and request.HasField("end_time")):
+            raise LedgerError(Outcome.INVALID_ARGUMENT, "start_time and end_time are required")
+        from_time = request.start_time.ToDatetime(tzinfo=UTC)
+        to_time = request.end_time.ToDatetime(tzinfo=UTC)
         batch: list[pb.ExportedEntry] = []
         total = 0
         async for entry in reconciliation.export_journal(
@@ -308,18 +303,35 @@ def _exported_entry(entry: reconciliation.ExportedEntry) -> pb.ExportedEntry:
     )
 
 
-def _funding_answer(result: FundingResult) -> dict[str, Any]:
+def _result(enum: Any, outcome: Outcome, conflict_field: str = "") -> Any:
+    """The operation's result value of the same name: ADJUST_RESULT_APPLIED for
+    APPLIED, ..._EXISTS_WITH_DIFFERENT_AMOUNT for a CONFLICT on amount."""
+    prefix = enum.DESCRIPTOR.values[0].name.removesuffix("UNSPECIFIED")
+    if outcome == Outcome.CONFLICT:
+        return int(enum.Value(f"{prefix}EXISTS_WITH_DIFFERENT_{conflict_field.upper()}"))
+    return int(enum.Value(prefix + outcome.name))
+
+
+# Which result enum a request record's result belongs to, by its kind.
+_RESULT_OF_KIND = {
+    "adjustment": ("adjust_result", pb.AdjustResult),
+    "tombstone": ("adjust_result", pb.AdjustResult),
+    "cancel": ("cancel_result", pb.CancelResult),
+    "deposit": ("deposit_result", pb.DepositResult),
+    "withdrawal": ("withdraw_result", pb.WithdrawResult),
+}
+
+
+def _tradeboss(fields: pb.TradeBossFields) -> dict[str, Any]:
+    """The TradeBoss fields both commands carry, in the domain's names."""
     return {
-        "outcome": result.outcome,
-        "balance": _balance(result.balance),
-        "replayed": result.replayed,
-        "conflict_field": result.conflict_field,
+        "biz_type": fields.biz_type,
+        "order_id": fields.order_id,
+        "request_time_ms": fields.request_time_ms,
+        "client_ip": fields.ip,
+        "metadata": fields.metadata,
+        "header_timestamp_ms": fields.header_timestamp_ms,
     }
-
-
-def _outcome_pb(outcome: Outcome) -> pb.Outcome.ValueType:
-    """The domain's outcomes carry the proto's numbers (tests/test_money.py checks)."""
-    return pb.Outcome.ValueType(outcome.value)
 
 
 def _key(account: pb.AccountKey) -> AccountKey:
@@ -358,13 +370,14 @@ def _timestamp(value: object) -> timestamp_pb2.Timestamp | None:
 
 def _request_record(record: request_records.RequestRecord) -> pb.RequestRecord:
     digits = record.amount_digits
+    result_field, result_enum = _RESULT_OF_KIND[record.kind]
     return pb.RequestRecord(
+        **{result_field: _result(result_enum, record.outcome_value)},
         account=pb.AccountKey(
             company_id=record.company_id, customer=record.customer, currency=record.currency
         ),
-        request_unique_no=record.request_unique_no,
+        request_id=record.request_unique_no,
         kind=pb.RequestKind.Value("REQUEST_KIND_" + record.kind.upper()),
-        outcome=_outcome_pb(record.outcome_value),
         operation_type=pb.OperationType.Value("OPERATION_TYPE_" + record.operation_type)
         if record.operation_type
         else pb.OPERATION_TYPE_UNSPECIFIED,
@@ -375,12 +388,12 @@ def _request_record(record: request_records.RequestRecord) -> pb.RequestRecord:
         overtrading_policy=_POLICY_TO_PB[OvertradingPolicy(record.overtrading_policy)]
         if record.overtrading_policy
         else pb.OVERTRADING_POLICY_UNSPECIFIED,
-        reverse_request_unique_no=record.reverse_request_unique_no or "",
+        target_request_id=record.reverse_request_unique_no or "",
         reversed_by=record.reversed_by or "",
         user_name=record.user_name,
         trace_id=record.trace_id,
-        created_at=_timestamp(record.created_at),
-        reversed_at=_timestamp(record.reversed_at),
+        create_time=_timestamp(record.created_at),
+        reverse_time=_timestamp(record.reversed_at),
         refused_field=record.refused_field or "",
         amount_as_sent=record.amount_as_sent or "",
         input_notes=record.input_notes or "",
@@ -395,7 +408,7 @@ def _journal_entry(
         amount=format_amount(entry.amount, digits),
         balance_after=format_amount(entry.balance_after, digits),
         cause=_CAUSE_TO_PB[entry.cause],
-        request_unique_no=entry.request_unique_no,
+        request_id=entry.request_unique_no,
         operation_type=pb.OperationType.Value("OPERATION_TYPE_" + entry.operation_type)
         if entry.operation_type
         else pb.OPERATION_TYPE_UNSPECIFIED,
@@ -403,6 +416,6 @@ def _journal_entry(
         if entry.overtrading_policy
         else pb.OVERTRADING_POLICY_UNSPECIFIED,
         trace_id=entry.trace_id,
-        created_at=_timestamp(entry.created_at),
+        create_time=_timestamp(entry.created_at),
         counterparty=entry.counterparty,
     )

@@ -317,9 +317,9 @@ async def make_wallet(
     await stub.OpenAccount(pb.OpenAccountRequest(account=wallet.key, digits=digits))
     if Decimal(balance) > 0:
         answer = await stub.Deposit(
-            pb.DepositRequest(account=wallet.key, amount=balance, idempotency_key=unique("fund"))
+            pb.DepositRequest(account=wallet.key, amount=balance, request_id=unique("fund"))
         )
-        assert answer.outcome == pb.OUTCOME_APPLIED
+        assert answer.result == pb.DEPOSIT_RESULT_APPLIED
     return wallet
 
 

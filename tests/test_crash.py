@@ -11,7 +11,7 @@ import grpc
 from ledger_client import pb, pb_grpc
 
 from .conftest import LedgerProcess, assert_books_balance, ledger_batches, make_wallet
-from .ledger_calls import OPEN, adjust_request, cancel_request
+from .ledger_calls import OPEN, adjust_request, cancel_request, outcome_of
 
 
 async def test_sigkill_under_load_then_restart_keeps_the_books(ledger_factory, db):
@@ -31,7 +31,7 @@ async def test_sigkill_under_load_then_restart_keeps_the_books(ledger_factory, d
                 answer = await stub.Adjust(request, timeout=10)
             except grpc.aio.AioRpcError:
                 return  # unknown: TradeBoss will cancel it
-            answers[request.request_unique_no] = answer.outcome
+            answers[request.request_id] = outcome_of(answer)
             if len(answers) >= 50:
                 first_answers.set()
 
@@ -51,27 +51,26 @@ async def test_sigkill_under_load_then_restart_keeps_the_books(ledger_factory, d
         stub = pb_grpc.LedgerServiceStub(channel)
         # What got an answer is in the ledger, exactly as answered.
         for request in requests:
-            number = request.request_unique_no
+            number = request.request_id
             if number in answers:
                 record = await stub.GetRequest(
-                    pb.GetRequestRequest(account=request.account, request_unique_no=number)
+                    pb.GetRequestRequest(account=request.account, request_id=number)
                 )
-                assert record.request.outcome == answers[number]
+                assert outcome_of(record.request) == answers[number]
         # TradeBoss cancels every execute that got no answer.
-        unanswered = [r for r in requests if r.request_unique_no not in answers]
+        unanswered = [r for r in requests if r.request_id not in answers]
         outcomes = []
         for request in unanswered:
             wallet = next(w for w in wallets if w.customer == request.account.customer)
-            cancel = cancel_request(wallet, request.request_unique_no, request.amount)
-            outcomes.append((await stub.CancelAdjustment(cancel)).outcome)
-        assert set(outcomes) <= {pb.OUTCOME_REVERSED, pb.OUTCOME_NEVER_RECEIVED}
+            cancel = cancel_request(wallet, request.request_id, request.amount)
+            outcomes.append(outcome_of(await stub.CancelAdjustment(cancel)))
+        assert set(outcomes) <= {"REVERSED", "NEVER_RECEIVED"}
         # Each wallet lost exactly 1.00 per execute answered APPLIED.
         for wallet in wallets:
             applied = sum(
                 1
                 for r in requests
-                if r.account.customer == wallet.customer
-                and answers.get(r.request_unique_no) == pb.OUTCOME_APPLIED
+                if r.account.customer == wallet.customer and answers.get(r.request_id) == "APPLIED"
             )
             answer = await stub.GetBalance(pb.GetBalanceRequest(account=wallet.key))
             assert Decimal(answer.balance.amount) == Decimal("1000.00") - applied

@@ -12,7 +12,7 @@ import grpc
 from ledger_client import pb, pb_grpc
 
 from .conftest import EmbeddedPostgres, LedgerProcess, assert_books_balance, make_wallet
-from .ledger_calls import OPEN, adjust_request, cancel_request, error_detail
+from .ledger_calls import OPEN, adjust_request, cancel_request, error_detail, outcome_of
 
 DEADLINE = 2.5  # what the facade gives each call
 
@@ -35,11 +35,11 @@ async def test_database_restart_under_load(ledger_factory, own_postgres: Embedde
                 sent.append(request)
                 try:
                     answer = await stub.Adjust(request, timeout=DEADLINE)
-                    answers[request.request_unique_no] = answer.outcome
+                    answers[request.request_id] = outcome_of(answer)
                 except grpc.aio.AioRpcError as error:
                     # The ledger itself answered (rich details), rather than
                     # the client giving up on a hung call.
-                    ledger_errors.append(error_detail(error).outcome)
+                    ledger_errors.append(error_detail(error).reason)
 
         async def until(condition, within: float = 30.0) -> None:
             loop = asyncio.get_running_loop()
@@ -51,21 +51,21 @@ async def test_database_restart_under_load(ledger_factory, own_postgres: Embedde
         load = [asyncio.create_task(client()) for _ in range(8)]
         await until(lambda: len(answers) >= 50)
         await asyncio.to_thread(own_postgres.stop)
-        await until(lambda: pb.OUTCOME_UNAVAILABLE in ledger_errors)
+        await until(lambda: "UNAVAILABLE" in ledger_errors)
         answered_before_restart = len(answers)
         await asyncio.to_thread(own_postgres.start)
         await until(lambda: len(answers) >= answered_before_restart + 50)
         stop_load.set()
         await asyncio.gather(*load)
 
-        assert set(ledger_errors) <= {pb.OUTCOME_UNAVAILABLE, pb.OUTCOME_DEADLINE_EXCEEDED}
+        assert set(ledger_errors) <= {"UNAVAILABLE", "DEADLINE_EXCEEDED"}
         # TradeBoss cancels every execute that got no answer.
         for request in sent:
-            if request.request_unique_no not in answers:
-                cancel = cancel_request(wallet, request.request_unique_no, "1.00")
-                outcome = (await stub.CancelAdjustment(cancel, timeout=10)).outcome
-                assert outcome in (pb.OUTCOME_REVERSED, pb.OUTCOME_NEVER_RECEIVED)
-        applied = sum(1 for outcome in answers.values() if outcome == pb.OUTCOME_APPLIED)
+            if request.request_id not in answers:
+                cancel = cancel_request(wallet, request.request_id, "1.00")
+                outcome = outcome_of(await stub.CancelAdjustment(cancel, timeout=10))
+                assert outcome in ("REVERSED", "NEVER_RECEIVED")
+        applied = sum(1 for outcome in answers.values() if outcome == "APPLIED")
         balance = await stub.GetBalance(pb.GetBalanceRequest(account=wallet.key))
         assert Decimal(balance.balance.amount) == Decimal("10000.00") - applied
     assert ledger.terminate() == 0

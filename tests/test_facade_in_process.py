@@ -53,14 +53,16 @@ class FakeLedger:
 
     async def adjust(self, request: Any, trace: str, seconds: float) -> Any:
         self.sent.append((request, seconds))
-        outcome = (
-            pb.OUTCOME_INVALID_ARGUMENT if request.HasField("input_error") else pb.OUTCOME_APPLIED
+        result = (
+            pb.ADJUST_RESULT_INVALID_ARGUMENT
+            if request.HasField("input_error")
+            else pb.ADJUST_RESULT_APPLIED
         )
-        return pb.AdjustResponse(outcome=outcome, refused_field=request.input_error.field)
+        return pb.AdjustResponse(result=result, refused_field=request.input_error.field)
 
     async def cancel(self, request: Any, trace: str, seconds: float) -> Any:
         self.sent.append((request, seconds))
-        return pb.CancelAdjustmentResponse(outcome=pb.OUTCOME_REVERSED)
+        return pb.CancelAdjustmentResponse(result=pb.CANCEL_RESULT_REVERSED)
 
 
 @pytest.fixture
@@ -86,8 +88,13 @@ def test_lawful_variants_reach_the_ledger_in_its_own_shape(facade):
     body = {**EXECUTE, "bizType": "1", "orderId": "9007199254740993", "metadata": {"k": [1]}}
     assert _post(facade, "/external-system-credit-limit-adjustment", body)["code"] == "0"
     sent, seconds = facade.ledger.sent[-1]
-    assert (sent.biz_type, sent.order_id, sent.metadata) == (1, 9007199254740993, '{"k":[1]}')
-    assert sent.header_timestamp_ms == 1764000000000
+    tradeboss = sent.tradeboss
+    assert (tradeboss.biz_type, tradeboss.order_id, tradeboss.metadata) == (
+        1,
+        9007199254740993,
+        '{"k":[1]}',
+    )
+    assert tradeboss.header_timestamp_ms == 1764000000000
     assert 0 < seconds <= 2.5  # the webhook's budget, less the margin to answer
 
 
@@ -95,7 +102,9 @@ def test_a_field_of_the_wrong_shape_goes_to_the_ledger_as_the_input_error(facade
     answer = _post(facade, "/external-system-credit-limit-adjustment", {**EXECUTE, "bizType": 1.5})
     assert (answer["code"], answer["msgParams"]) == ("LW_1002", "bizType")
     sent, _ = facade.ledger.sent[-1]
-    assert sent.input_error.field == "biz_type"  # recorded by the ledger, not dropped here
+    assert (
+        sent.input_error.field == "tradeboss.biz_type"
+    )  # recorded by the ledger, not dropped here
 
 
 @pytest.mark.parametrize(
@@ -137,8 +146,8 @@ def test_a_cancel_passes_whatever_it_carries_to_the_ledger(facade):
     }
     assert _post(facade, "/cancel-external-system-credit-limit-adjustment", body)["code"] == "0"
     sent, _ = facade.ledger.sent[-1]
-    assert (sent.amount, sent.biz_type, sent.cancel_remark) == ("-3", 0, "a\nb")
-    assert any(note.startswith("bizType") for note in sent.notes)
+    assert (sent.amount, sent.tradeboss.biz_type, sent.tradeboss.remark) == ("-3", 0, "a\nb")
+    assert any(note.startswith("bizType") for note in sent.input_notes)
 
 
 def test_unknown_paths_and_methods_answer_in_the_envelope(facade):

@@ -13,7 +13,7 @@ import httpx
 from ledger_client import pb
 
 from .conftest import FacadeProcess, LedgerProcess, assert_books_balance, free_port
-from .ledger_calls import balance_of
+from .ledger_calls import balance_of, outcome_of
 from .slow_proxy import SlowProxy
 from .tradeboss import CANCEL, EXECUTE, TradeBoss
 
@@ -102,9 +102,9 @@ async def test_slow_ledger_that_committed_is_reversed_by_the_retried_cancel(
     assert code == "LW_5002"
     assert cancel_codes[0] == "LW_5002" and cancel_codes[-1] == "0"
     record = await ledger_stub.GetRequest(
-        pb.GetRequestRequest(account=wallet.key, request_unique_no=body["requestUniqueNo"])
+        pb.GetRequestRequest(account=wallet.key, request_id=body["requestUniqueNo"])
     )
-    assert record.request.outcome == pb.OUTCOME_APPLIED
+    assert outcome_of(record.request) == "APPLIED"
     assert record.request.reversed_by == cancel["requestUniqueNo"]
     assert await balance_of(ledger_stub, wallet) == "100.00"
     await assert_books_balance(db)

@@ -150,7 +150,7 @@ async def test_trace_reaches_the_journal(tradeboss, open_wallet, ledger_stub):
     answer = await tradeboss.post(EXECUTE, body, headers=tradeboss.headers(trace=trace))
     assert answer["trace"] == trace
     record = await ledger_stub.GetRequest(
-        pb.GetRequestRequest(account=wallet.key, request_unique_no=body["requestUniqueNo"])
+        pb.GetRequestRequest(account=wallet.key, request_id=body["requestUniqueNo"])
     )
     assert record.request.trace_id == trace
 

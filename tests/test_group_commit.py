@@ -203,7 +203,7 @@ async def test_concurrent_calls_to_the_ledger_are_batched(
     after = await ledger_batches(ledger_server)
     assert after[1] - before[1] == 300
     assert after[0] - before[0] < 300, "no batch held more than one movement"
-    assert {answer.outcome for answer in answers} == {pb.OUTCOME_APPLIED}
+    assert {answer.result for answer in answers} == {pb.ADJUST_RESULT_APPLIED}
     for wallet in wallets:
         count = sum(1 for r in requests if r.account.customer == wallet.customer)
         assert Decimal(await balance_of(ledger_stub, wallet)) == Decimal(100 - count)

@@ -8,11 +8,11 @@ import asyncpg
 import grpc
 import pytest
 
-from ledger_client import pb
+from ledger_client import pb, result_name
 from ledger_service.statuses import MovementStatus
 
 from .conftest import ROOT, unique
-from .ledger_calls import OPEN, adjust_request, error_detail
+from .ledger_calls import OPEN, adjust_request, error_detail, outcome_of
 
 
 async def test_journal_refuses_update_delete_and_truncate(db):
@@ -52,10 +52,10 @@ async def test_trace_travels_into_journal_and_request_record(ledger_stub, open_w
     trace = unique("trace")
     await ledger_stub.Adjust(request, metadata=(("trace", trace),))
     record = await ledger_stub.GetRequest(
-        pb.GetRequestRequest(account=wallet.key, request_unique_no=request.request_unique_no)
+        pb.GetRequestRequest(account=wallet.key, request_id=request.request_id)
     )
     assert record.request.trace_id == trace
-    assert record.request.outcome == pb.OUTCOME_APPLIED
+    assert outcome_of(record.request) == "APPLIED"
     assert record.request.applied_amount == "-1.00"
     assert record.request.balance_after == "9.00"
     page = await ledger_stub.ListJournalEntries(
@@ -68,10 +68,10 @@ async def test_unknown_request_and_bad_page_token(ledger_stub, open_wallet):
     wallet = await open_wallet(balance="0")
     with pytest.raises(grpc.aio.AioRpcError) as missing:
         await ledger_stub.GetRequest(
-            pb.GetRequestRequest(account=wallet.key, request_unique_no="never-seen")
+            pb.GetRequestRequest(account=wallet.key, request_id="never-seen")
         )
     assert missing.value.code() == grpc.StatusCode.NOT_FOUND
-    assert error_detail(missing.value).outcome == pb.OUTCOME_REQUEST_NOT_FOUND
+    assert error_detail(missing.value).reason == "REQUEST_NOT_FOUND"
     with pytest.raises(grpc.aio.AioRpcError) as bad_token:
         await ledger_stub.ListJournalEntries(
             pb.ListJournalEntriesRequest(account=wallet.key, page_token="abc")
@@ -82,12 +82,17 @@ async def test_unknown_request_and_bad_page_token(ledger_stub, open_wallet):
 async def test_the_sql_and_python_status_enums_are_one_list(db):
     """A typed contract between Python and SQL: the functions answer the
     PostgreSQL enum movement_status, which MovementStatus mirrors; a recorded
-    outcome is a ledger.v1 Outcome."""
+    outcome is a result or error reason of ledger.v2."""
     async with db.acquire() as connection:
         statuses = await connection.fetchval("SELECT enum_range(NULL::movement_status)::text[]")
         outcomes = await connection.fetchval("SELECT enum_range(NULL::request_outcome)::text[]")
     assert statuses == [status.value for status in MovementStatus]
-    assert {f"OUTCOME_{name}" for name in outcomes} <= set(pb.Outcome.keys())
+    results = {
+        result_name(enum, value)
+        for enum in (pb.AdjustResult, pb.CancelResult, pb.DepositResult, pb.WithdrawResult)
+        for value in enum.values()
+    }
+    assert set(outcomes) <= results
     assert set(outcomes) <= set(statuses)
 
 

@@ -27,6 +27,7 @@ from hypothesis.stateful import (
 
 from ledger_client import pb, pb_grpc
 
+from .ledger_calls import outcome_of
 from .tradeboss import CANCEL, EXECUTE, QUERY, check_envelope
 
 SOAK = os.environ.get("LEDGER_SOAK") == "1"
@@ -138,9 +139,9 @@ class TradeBossModel(RuleBasedStateMachine):
         customer, _ = self.wallets[index]
         key = pb.AccountKey(company_id=1, customer=customer, currency="USD")
         answer = self.stub.Deposit(
-            pb.DepositRequest(account=key, amount=amount, idempotency_key=uuid.uuid4().hex)
+            pb.DepositRequest(account=key, amount=amount, request_id=uuid.uuid4().hex)
         )
-        assert answer.outcome == pb.OUTCOME_APPLIED
+        assert outcome_of(answer) == "APPLIED"
         self.balances[index] += Decimal(amount)
 
     @rule(index=st.integers(0, 1), operation=OPERATIONS, amount=AMOUNTS, variant=EXECUTE_VARIANTS)

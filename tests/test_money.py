@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ledger_client import pb
+from ledger_client import pb, result_name
 from ledger_service import money
 from ledger_service.errors import LedgerError
 from ledger_service.money import OvertradingPolicy
@@ -36,25 +36,25 @@ def test_plain_decimals_parse_exactly(text, digits, expected):
 @pytest.mark.parametrize(
     ("text", "digits", "outcome"),
     [
-        ("", 2, pb.OUTCOME_INVALID_AMOUNT),
-        ("NaN", 2, pb.OUTCOME_INVALID_AMOUNT),
-        ("-Infinity", 2, pb.OUTCOME_INVALID_AMOUNT),
-        ("1e2", 2, pb.OUTCOME_INVALID_AMOUNT),
-        ("1.", 2, pb.OUTCOME_INVALID_AMOUNT),
-        (".5", 2, pb.OUTCOME_INVALID_AMOUNT),
-        ("1_000", 2, pb.OUTCOME_INVALID_AMOUNT),
-        ("1,00", 2, pb.OUTCOME_INVALID_AMOUNT),
-        ("--1", 2, pb.OUTCOME_INVALID_AMOUNT),
-        ("1" * 19, 2, pb.OUTCOME_INVALID_AMOUNT),
-        ("1.234", 2, pb.OUTCOME_TOO_MANY_DIGITS),
-        ("1.21", 1, pb.OUTCOME_TOO_MANY_DIGITS),
-        ("1.00001", 4, pb.OUTCOME_TOO_MANY_DIGITS),
+        ("", 2, "INVALID_AMOUNT"),
+        ("NaN", 2, "INVALID_AMOUNT"),
+        ("-Infinity", 2, "INVALID_AMOUNT"),
+        ("1e2", 2, "INVALID_AMOUNT"),
+        ("1.", 2, "INVALID_AMOUNT"),
+        (".5", 2, "INVALID_AMOUNT"),
+        ("1_000", 2, "INVALID_AMOUNT"),
+        ("1,00", 2, "INVALID_AMOUNT"),
+        ("--1", 2, "INVALID_AMOUNT"),
+        ("1" * 19, 2, "INVALID_AMOUNT"),
+        ("1.234", 2, "TOO_MANY_DIGITS"),
+        ("1.21", 1, "TOO_MANY_DIGITS"),
+        ("1.00001", 4, "TOO_MANY_DIGITS"),
     ],
 )
 def test_everything_else_is_refused(text, digits, outcome):
     with pytest.raises(LedgerError) as refused:
         money.parse_amount(text, digits)
-    assert refused.value.outcome == outcome
+    assert refused.value.outcome.name == outcome
     assert refused.value.field == "amount"
 
 
@@ -82,7 +82,7 @@ def test_parser_agrees_with_the_rule_and_with_decimal(text, digits):
         value = money.parse_amount(text, digits)
     except LedgerError as refused:
         assert not _reference_accepts(text, digits)
-        assert refused.outcome in (pb.OUTCOME_INVALID_AMOUNT, pb.OUTCOME_TOO_MANY_DIGITS)
+        assert refused.outcome.name in ("INVALID_AMOUNT", "TOO_MANY_DIGITS")
         return
     assert _reference_accepts(text, digits)
     assert value == Decimal(text)
@@ -128,7 +128,7 @@ def test_signs_by_operation():
     ]:
         with pytest.raises(LedgerError) as refused:
             money.check_sign(operation, Decimal(amount))
-        assert refused.value.outcome == pb.OUTCOME_AMOUNT_SIGN_MISMATCH
+        assert refused.value.outcome.name == "AMOUNT_SIGN_MISMATCH"
 
 
 def test_only_overtrading_may_overdraw():
@@ -163,11 +163,18 @@ def test_fraction_digits_count_the_value_not_the_label(text, needed):
     assert money.fraction_digits(Decimal(text)) == needed
 
 
-def test_domain_outcomes_mirror_the_proto():
-    """The use cases speak plain Python enums; the gRPC edge maps them by number."""
+def test_domain_outcomes_map_onto_the_proto():
+    """The use cases speak plain Python enums; the gRPC edge maps them by name:
+    every result enum's value is a domain outcome (or a conflict on a field),
+    every error reason is one, and operation types keep their numbers."""
     from ledger_service.outcomes import OperationType, Outcome
 
-    assert {f"OUTCOME_{o.name}": o.value for o in Outcome} == dict(pb.Outcome.items())
+    for enum in (pb.AdjustResult, pb.CancelResult, pb.DepositResult, pb.WithdrawResult):
+        for value in enum.values():
+            name = result_name(enum, value)
+            assert name.startswith("EXISTS_WITH_DIFFERENT_") or name in Outcome.__members__
+    for value in pb.ErrorReason.values():
+        assert result_name(pb.ErrorReason, value) in Outcome.__members__
     assert {f"OPERATION_TYPE_{o.name}": o.value for o in OperationType} == dict(
         pb.OperationType.items()
     )

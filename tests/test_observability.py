@@ -40,7 +40,7 @@ async def test_metrics_and_json_logs_follow_real_traffic(ledger_factory):
             await stub.Adjust(debit, metadata=meta)  # a replay moves nothing
             await stub.Adjust(adjust_request(wallet, "2.50", CLOSE), metadata=meta)
             await stub.Adjust(adjust_request(wallet, "999.00", OPEN), metadata=meta)
-            await stub.CancelAdjustment(cancel_request(wallet, debit.request_unique_no, "10.00"))
+            await stub.CancelAdjustment(cancel_request(wallet, debit.request_id, "10.00"))
             await stub.CancelAdjustment(cancel_request(wallet, unique("never"), "1.00"))
             await stub.CancelAdjustment(cancel_request(wallet, unique("never"), "1.00"))
             try:
@@ -75,7 +75,7 @@ async def test_metrics_and_json_logs_follow_real_traffic(ledger_factory):
     first = calls[0]
     assert first["trace"] == trace
     assert first["company_id"] == wallet.company_id
-    assert first["reference"] == debit.request_unique_no
+    assert first["reference"] == debit.request_id
     assert first["outcome"] == "APPLIED"
     assert isinstance(first["duration_ms"], float)
     assert not any("amount" in line for line in calls), "no request bodies in logs"

@@ -16,11 +16,24 @@ def test_readme_lists_every_answer_code():
     assert missing == []
 
 
-def test_every_ledger_outcome_has_exactly_one_code():
-    from ledger_client import pb
+def test_every_ledger_reason_has_exactly_one_code():
+    """Every result of Adjust and CancelAdjustment and every error reason, by
+    name, has its code (EXISTS_WITH_DIFFERENT_*: DUPLICATE_REQUEST, naming the field)."""
+    from ledger_client import pb, result_name
 
-    outcomes = {value for value in pb.Outcome.values() if value != pb.OUTCOME_UNSPECIFIED}
-    assert set(codes.CODE_OF_OUTCOME) == outcomes
+    reasons = {
+        result_name(enum, value)
+        for enum in (pb.AdjustResult, pb.CancelResult, pb.ErrorReason)
+        for value in enum.values()
+        if value
+    }
+    named = {reason for reason in reasons if not reason.startswith("EXISTS_WITH_DIFFERENT_")}
+    assert set(codes.CODE_OF_REASON) == named
+    for reason in reasons - named:
+        assert codes.code_of(reason) == (
+            codes.DUPLICATE_REQUEST,
+            reason.split("DIFFERENT_")[1].lower(),
+        )
 
 
 def test_readme_starts_with_the_two_commands():

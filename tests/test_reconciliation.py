@@ -73,7 +73,7 @@ async def test_reconcile_passes_on_sound_books(
     wallet = await open_wallet(balance="50.00")
     execute = adjust_request(wallet, "5.00", OPEN)
     await ledger_stub.Adjust(execute)
-    await ledger_stub.CancelAdjustment(cancel_request(wallet, execute.request_unique_no, "5.00"))
+    await ledger_stub.CancelAdjustment(cancel_request(wallet, execute.request_id, "5.00"))
     done = await asyncio.to_thread(_cli, ledger_server.target, "reconcile")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "the books balance" in done.stdout
@@ -174,7 +174,7 @@ async def test_exposure_says_where_the_money_is_now_and_as_of_a_time(
     await ledger_stub.Adjust(adjust_request(first, "30.00", OPEN))  # margin to TradeBoss
     lost = adjust_request(second, "20.00", OPEN)
     await ledger_stub.Adjust(lost)
-    await ledger_stub.CancelAdjustment(cancel_request(second, lost.request_unique_no, "20.00"))
+    await ledger_stub.CancelAdjustment(cancel_request(second, lost.request_id, "20.00"))
 
     now = await asyncio.to_thread(
         _cli, ledger_server.target, "exposure", "--company-id", str(company)
@@ -226,7 +226,7 @@ async def test_every_read_command_speaks_json(ledger_server, ledger_stub, open_w
     runs = {
         "balance": ["balance", *account, "--json"],
         "statement": ["statement", *account, "--json"],
-        "request": ["request", *account, "--number", execute.request_unique_no, "--json"],
+        "request": ["request", *account, "--number", execute.request_id, "--json"],
         "exposure": ["exposure", "--company-id", str(wallet.company_id), "--json"],
         "reconcile": ["reconcile", "--company-id", str(wallet.company_id), "--json"],
     }
@@ -238,7 +238,7 @@ async def test_every_read_command_speaks_json(ledger_server, ledger_stub, open_w
     assert read["balance"]["amount"] == "7.50"
     assert [e["amount"] for e in read["statement"]["entries"]] == ["-2.50", "10.00"]
     assert read["statement"]["entries"][0]["counterparty"] == "clearing"
-    assert read["request"]["outcome"] == "OUTCOME_APPLIED"
+    assert read["request"]["adjust_result"] == "ADJUST_RESULT_APPLIED"
     assert read["exposure"]["exposures"][0]["customers"] == "7.50"
     assert read["reconcile"]["discrepancies"] == []
 

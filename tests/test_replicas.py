@@ -11,7 +11,7 @@ import grpc
 from ledger_client import open_channel, pb, pb_grpc
 
 from .conftest import LedgerProcess, assert_books_balance, make_wallet
-from .ledger_calls import CLOSE, OPEN, adjust_request, cancel_request
+from .ledger_calls import CLOSE, OPEN, adjust_request, cancel_request, outcome_of
 
 
 async def test_same_requests_through_two_replicas_apply_once(ledger_server, ledger_factory, db):
@@ -31,7 +31,7 @@ async def test_same_requests_through_two_replicas_apply_once(ledger_server, ledg
             ]
             by_customer = {w.customer: w for w in wallets}
             cancels = [
-                cancel_request(by_customer[e.account.customer], e.request_unique_no, "1.00")
+                cancel_request(by_customer[e.account.customer], e.request_id, "1.00")
                 for e in executes[::3]
             ]
             # Every execute and every cancel is delivered to both replicas at once.
@@ -42,22 +42,19 @@ async def test_same_requests_through_two_replicas_apply_once(ledger_server, ledg
                 *(stub.CancelAdjustment(c) for c in cancels for stub in stubs)
             )
             for first, repeat in zip(execute_answers[::2], execute_answers[1::2], strict=True):
-                assert first.outcome == repeat.outcome
+                assert outcome_of(first) == outcome_of(repeat)
                 assert first.applied_amount == repeat.applied_amount
                 assert first.replayed != repeat.replayed  # one applied, one replayed
             for first, repeat in zip(cancel_answers[::2], cancel_answers[1::2], strict=True):
-                assert first.outcome == repeat.outcome
+                assert outcome_of(first) == outcome_of(repeat)
             # Each wallet: 50 minus opens plus closes, less what the cancels reversed.
-            cancelled = {c.reverse_request_unique_no for c in cancels}
+            cancelled = {c.target_request_id for c in cancels}
             for wallet in wallets:
                 expected = 50
                 for execute, answer in zip(executes, execute_answers[::2], strict=True):
                     if execute.account.customer != wallet.customer:
                         continue
-                    if (
-                        answer.outcome == pb.OUTCOME_APPLIED
-                        and execute.request_unique_no not in cancelled
-                    ):
+                    if outcome_of(answer) == "APPLIED" and execute.request_id not in cancelled:
                         expected += -1 if execute.operation_type == OPEN else 1
                 balance = await stubs[1].GetBalance(pb.GetBalanceRequest(account=wallet.key))
                 assert balance.balance.amount == f"{expected}.00"

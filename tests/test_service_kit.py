@@ -21,13 +21,13 @@ from ledger_client import pb, pb_grpc
 from ledger_service import migrations
 
 from .conftest import ROOT, LedgerProcess, assert_books_balance, free_port, make_wallet, unique
-from .ledger_calls import OPEN, adjust_request
+from .ledger_calls import OPEN, adjust_request, outcome_of
 
 
 async def test_health_and_reflection(ledger_server):
     async with grpc.aio.insecure_channel(ledger_server.target) as channel:
         health = health_pb2_grpc.HealthStub(channel)
-        for service in ("", "ledger.v1.LedgerService"):
+        for service in ("", "ledger.v2.LedgerService"):
             answer = await health.Check(health_pb2.HealthCheckRequest(service=service))
             assert answer.status == health_pb2.HealthCheckResponse.SERVING
         reflection = reflection_pb2_grpc.ServerReflectionStub(channel)
@@ -37,7 +37,7 @@ async def test_health_and_reflection(ledger_server):
         async for answer in call:
             names = {s.name for s in answer.list_services_response.service}
             break
-    assert "ledger.v1.LedgerService" in names
+    assert "ledger.v2.LedgerService" in names
 
 
 def _cli(target: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -281,7 +281,7 @@ async def test_sigterm_drains_in_flight_calls_and_exits_zero(ledger_factory, db)
             await transaction.rollback()
         # ...and every call that was in flight gets its answer.
         answers = await asyncio.gather(*calls)
-    assert [a.outcome for a in answers] == [pb.OUTCOME_APPLIED] * 20
+    assert [outcome_of(a) for a in answers] == ["APPLIED"] * 20
     assert await asyncio.to_thread(ledger.process.wait, 30) == 0
     assert "ledger service stopped" in ledger.log()
     ledger.start()

@@ -28,8 +28,8 @@ async def test_one_trace_from_http_to_postgres(database_url, ledger_server):
     spans = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
     kinds = {(span["kind"], span["name"].split(" ")[0]) for span in spans}
     assert ("SERVER", "POST") in kinds  # the facade's HTTP request
-    assert ("CLIENT", "/ledger.v1.LedgerService/Adjust") in kinds  # the facade calling
-    assert ("SERVER", "/ledger.v1.LedgerService/Adjust") in kinds  # the ledger answering
+    assert ("CLIENT", "/ledger.v2.LedgerService/Adjust") in kinds  # the facade calling
+    assert ("SERVER", "/ledger.v2.LedgerService/Adjust") in kinds  # the ledger answering
     statements = [s for s in spans if "db.system" in s["attributes"]]
     assert statements, "no PostgreSQL span"
     trace_ids = {span["trace_id"] for span in spans if span["name"] != "connect"}

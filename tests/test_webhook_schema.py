@@ -51,7 +51,9 @@ def test_a_required_field_becomes_the_input_error_and_an_optional_one_a_note():
     execute = Shape(schema.ExecuteBody, {"bizType": 1.5, "orderId": "x", "requestTime": "soon"})
     assert execute.integer("bizType") == 0 and execute.integer("orderId") == 0
     assert execute.integer("requestTime") == 0
-    assert execute.error is not None and execute.error.field == "biz_type"  # the first one
+    assert (
+        execute.error is not None and execute.error.field == "tradeboss.biz_type"
+    )  # the first one
     assert execute.notes == ['requestTime: Input should be a valid integer (sent "soon")']
     cancel = Shape(schema.CancelBody, {"bizType": 1.5, "amount": -3})
     assert cancel.integer("bizType") == 0 and cancel.text("amount") == "-3"

@@ -123,7 +123,7 @@ class TradeBoss:
         }
 
     def cancel_body(
-        self, wallet: Wallet, reverse_request_unique_no: str, amount: str, **changes: Any
+        self, wallet: Wallet, target_request_id: str, amount: str, **changes: Any
     ) -> dict[str, Any]:
         return {
             "thirdServerCode": wallet.customer,
@@ -133,7 +133,7 @@ class TradeBoss:
             "amount": amount,
             "amountDigits": wallet.digits,
             "requestUniqueNo": unique("cxl"),
-            "reverseRequestUniqueNo": reverse_request_unique_no,
+            "reverseRequestUniqueNo": target_request_id,
             "requestTime": int(time.time() * 1000),
             "ip": "203.0.113.7",
             "cancelRemark": "timeout",

@@ -42,7 +42,7 @@ async def main(database_url: str, customer: str) -> None:
         stub = pb_grpc.LedgerServiceStub(channel)
         key = pb.AccountKey(company_id=1, customer=customer, currency="USD")
         await stub.OpenAccount(pb.OpenAccountRequest(account=key, digits=2, user_name="u"))
-        await stub.Deposit(pb.DepositRequest(account=key, amount="5.00", idempotency_key="d"))
+        await stub.Deposit(pb.DepositRequest(account=key, amount="5.00", request_id="d"))
     exporter.clear()
     facade_settings = FacadeSettings(ledger_target=listen, admin_listen="")
     app = create_app(facade_settings, ledger_client_for(facade_settings))
