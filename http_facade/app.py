@@ -128,4 +128,5 @@ def ledger_client_for(settings: FacadeSettings) -> LedgerClient:
             tls_key=settings.ledger_tls_key,
             token=token,
         ),
+        batch_in_flight=settings.ledger_batch_in_flight,
     )

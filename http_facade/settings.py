@@ -11,6 +11,7 @@ metrics registry and log set-up of their own.
 | FACADE_PATH_PREFIX           | (none)           | e.g. /api/cats-gateway, before the three webhook paths |
 | FACADE_LEDGER_TARGET         | 127.0.0.1:50051  | the ledger service |
 | FACADE_LEDGER_DEADLINE       | 2.5              | seconds each ledger call may take (TradeBoss waits 3) |
+| FACADE_LEDGER_BATCH_IN_FLIGHT | 4               | ApplyMovements calls in flight; executes and cancels waiting meanwhile go together in the next (0: one call each) |
 | FACADE_LEDGER_TLS_CA         | (none)           | CA of the ledger's certificate: turns TLS on |
 | FACADE_LEDGER_TLS_CERT, _KEY | (none)           | client certificate for the ledger (mTLS) |
 | FACADE_LEDGER_TOKEN_FILE     | (none)           | file holding the bearer token for the ledger |
@@ -71,6 +72,9 @@ class FacadeSettings(BaseSettings):
     path_prefix: str = Field("", description="e.g. /api/cats-gateway")
     ledger_target: str = Field("127.0.0.1:50051", description="the ledger service")
     ledger_deadline: float = Field(2.5, gt=0, lt=3, description="seconds per ledger call")
+    ledger_batch_in_flight: int = Field(
+        4, ge=0, description="ApplyMovements calls in flight (0: one call per webhook)"
+    )
     ledger_tls_ca: OptionalPath = Field(None, description="CA of the ledger's certificate")
     ledger_tls_cert: OptionalPath = Field(None, description="client certificate (mTLS)")
     ledger_tls_key: OptionalPath = Field(None, description="client key (mTLS)")

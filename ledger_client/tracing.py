@@ -9,8 +9,10 @@ the span attribute `tradeboss.trace`, so one search finds both.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+from collections.abc import Iterator
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -70,3 +72,41 @@ def tag_tradeboss_trace(trace_id: str) -> None:
         from opentelemetry import trace
 
         trace.get_current_span().set_attribute("tradeboss.trace", trace_id)
+
+
+@contextlib.contextmanager
+def item_span(name: str, trace_id: str) -> Iterator[None]:
+    """A span for one item of a batch call (ApplyMovements), a child of the
+    call's span, tagged with the item's own TradeBoss trace."""
+    if not _ON:
+        yield
+        return
+    from opentelemetry import trace
+
+    with trace.get_tracer(__name__).start_as_current_span(name) as span:
+        if trace_id:
+            span.set_attribute("tradeboss.trace", trace_id)
+        yield
+
+
+def current_context() -> Any:
+    """The span context of the caller, to link a batch call to (None: off)."""
+    if not _ON:
+        return None
+    from opentelemetry import trace
+
+    return trace.get_current_span().get_span_context()
+
+
+@contextlib.contextmanager
+def batch_span(name: str, contexts: list[Any]) -> Iterator[None]:
+    """A span around a call that carries many callers' items, linked to each
+    caller's span: every webhook's trace leads to the batch that carried it."""
+    if not _ON:
+        yield
+        return
+    from opentelemetry import trace
+
+    links = [trace.Link(context) for context in contexts if context is not None]
+    with trace.get_tracer(__name__).start_as_current_span(name, links=links):
+        yield

@@ -26,6 +26,7 @@ import asyncpg
 from . import metrics, money
 from .database import run_transaction
 from .errors import LedgerError
+from .outcomes import Outcome
 
 log = logging.getLogger(__name__)
 
@@ -98,8 +99,17 @@ class GroupCommit:
             self._flushers.add(flusher)
             flusher.add_done_callback(self._flushers.discard)
         # A caller that gives up (its deadline, a cancelled call) cancels only
-        # its own future; a movement still queued is then never sent.
-        return await answer
+        # its own future; a movement still queued is then never sent. One
+        # whose batch is in flight may still commit: like any call that ran
+        # out of time, its outcome is unknown to the caller (TradeBoss cancels).
+        try:
+            async with asyncio.timeout_at(deadline):
+                return await answer
+        except TimeoutError:
+            metrics.DEADLINE_EXPIRIES.inc()
+            raise LedgerError(
+                Outcome.DEADLINE_EXCEEDED, "the deadline ran out before the ledger could answer"
+            ) from None
 
     async def _flush(self) -> None:
         try:

@@ -129,13 +129,13 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
 
     def _unary(self, method: str, behaviour: Any) -> Any:
         async def answer(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            call = _Call(method, request, context, self._default_deadline)
+            call = _Call.of(method, request, context, self._default_deadline)
             try:
                 response = await behaviour(request, context)
                 call.outcome = _outcome_of(response)
                 return response
             except BaseException as error:
-                await call.fail(error)
+                await _abort(call, context, error)
                 raise
             finally:
                 call.done()
@@ -144,12 +144,12 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
 
     def _stream(self, method: str, behaviour: Any) -> Any:
         async def answer(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-            call = _Call(method, request, context, self._default_deadline)
+            call = _Call.of(method, request, context, self._default_deadline)
             try:
                 async for item in behaviour(request, context):
                     yield item
             except BaseException as error:
-                await call.fail(error)
+                await _abort(call, context, error)
                 raise
             finally:
                 call.done()
@@ -157,23 +157,55 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
         return answer
 
 
+async def apply_item(
+    method: str,
+    request: Any,
+    trace_id: str,
+    deadline: float,
+    behaviour: Callable[[Any], Awaitable[Any]],
+) -> Any:
+    """One item of a batch call (ApplyMovements), treated like a call of its
+    own: its trace and deadline for current_call(), its log line and metrics.
+    Returns the response, or the pb.MovementError its own call would have
+    ended with."""
+    call = _Call(method, request, _checked_trace(trace_id), deadline)
+    try:
+        with tracing.item_span(method, call.trace_id):
+            response = await behaviour(request)
+        call.outcome = _outcome_of(response)
+        return response
+    except Exception as error:
+        failure = call.failure(error)
+        assert failure is not None  # only a cancelled call has none
+        code = STATUS_OF_OUTCOME.get(failure.outcome, grpc.StatusCode.INTERNAL)
+        return pb.MovementError(
+            code=code.value[0],
+            reason=failure.outcome.name,
+            field=failure.field,
+            message=failure.message,
+        )
+    finally:
+        call.done()
+
+
+async def _abort(call: _Call, context: grpc.aio.ServicerContext, error: BaseException) -> None:
+    """Send the caller the status for what went wrong (abort raises)."""
+    if isinstance(error, grpc.aio.AbortError):
+        return  # the servicer answered already
+    failure = call.failure(error)
+    if failure is not None and not context.done():
+        status = error_status(failure)
+        await context.abort(status.code, status.details, status.trailing_metadata)
+
+
 class _Call:
     """One call being answered: sets its context, and counts and logs it once."""
 
-    def __init__(
-        self, method: str, request: Any, context: grpc.aio.ServicerContext, default: float
-    ) -> None:
+    def __init__(self, method: str, request: Any, trace_id: str, deadline: float) -> None:
         self.method = method
-        self.context = context
         self.started = time.perf_counter()
         self.outcome = "OK"
-        self.trace_id = _trace_of(context)
-        tracing.tag_tradeboss_trace(self.trace_id)
-        allowed = default
-        remaining = context.time_remaining()
-        if remaining is not None:
-            allowed = min(allowed, remaining - ANSWER_MARGIN)
-        deadline = asyncio.get_running_loop().time() + max(0.0, allowed)
+        self.trace_id = trace_id
         self.token = _CURRENT.set(CallContext(self.trace_id, deadline))
         account = getattr(request, "account", None)
         self.company_id = account.company_id if account is not None else 0
@@ -182,28 +214,37 @@ class _Call:
         )
         metrics.IN_FLIGHT.labels(method).inc()
 
-    async def fail(self, error: BaseException) -> None:
-        """Turn what went wrong into the status the caller gets (abort raises)."""
+    @classmethod
+    def of(
+        cls, method: str, request: Any, context: grpc.aio.ServicerContext, default: float
+    ) -> _Call:
+        """A call from gRPC: its trace metadata, and the earlier of its own
+        deadline (less the time to send the answer) and the default."""
+        allowed = default
+        remaining = context.time_remaining()
+        if remaining is not None:
+            allowed = min(allowed, remaining - ANSWER_MARGIN)
+        deadline = asyncio.get_running_loop().time() + max(0.0, allowed)
+        trace_id = _trace_of(context)
+        tracing.tag_tradeboss_trace(trace_id)
+        return cls(method, request, trace_id, deadline)
+
+    def failure(self, error: BaseException) -> LedgerError | None:
+        """What the caller is told went wrong (None: the call was cancelled)."""
         if isinstance(error, asyncio.CancelledError):
             self.outcome = "CANCELLED"
-            return
+            return None
         if isinstance(error, LedgerError):
-            self.outcome = error.outcome.name
-            status = error_status(error)
-        elif self.context.done() or isinstance(error, grpc.aio.AbortError):
-            return
+            failure = error
         elif isinstance(error, OSError | asyncpg.exceptions.PostgresConnectionError):
             # A stream runs outside run_transaction: a lost database is the same answer.
             log.warning("%s aborted: %r", self.method, error)
-            self.outcome = Outcome.UNAVAILABLE.name
-            status = error_status(LedgerError(Outcome.UNAVAILABLE, "the database is unavailable"))
+            failure = LedgerError(Outcome.UNAVAILABLE, "the database is unavailable")
         else:
-            self.outcome = Outcome.INTERNAL.name
             log.error("internal error in %s (trace %s)", self.method, self.trace_id, exc_info=error)
-            status = error_status(
-                LedgerError(Outcome.INTERNAL, "internal error; see the ledger log")
-            )
-        await self.context.abort(status.code, status.details, status.trailing_metadata)
+            failure = LedgerError(Outcome.INTERNAL, "internal error; see the ledger log")
+        self.outcome = failure.outcome.name
+        return failure
 
     def done(self) -> None:
         _CURRENT.reset(self.token)
@@ -245,8 +286,13 @@ def _trace_of(context: grpc.aio.ServicerContext) -> str:
     for key, value in context.invocation_metadata() or ():
         if key == "trace":
             trace = value if isinstance(value, str) else value.decode("utf-8", "replace")
-            try:
-                return validation.text(trace, "trace", MAX_TRACE, required=False)
-            except LedgerError:
-                return ""
+            return _checked_trace(trace)
     return ""
+
+
+def _checked_trace(trace: str) -> str:
+    """A trace id as kept: "" when it is too long or holds control characters."""
+    try:
+        return validation.text(trace, "trace", MAX_TRACE, required=False)
+    except LedgerError:
+        return ""

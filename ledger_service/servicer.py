@@ -7,10 +7,12 @@ deadline, errors, logs and metrics of every call are the interceptor's
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from datetime import UTC
 from decimal import Decimal
+from functools import partial
 from typing import Any, Literal
 
 import asyncpg
@@ -30,7 +32,7 @@ from . import (
 )
 from .errors import LedgerError
 from .group_commit import GroupCommit
-from .interceptor import current_call
+from .interceptor import ANSWER_MARGIN, apply_item, current_call
 from .model import AccountKey, AdjustCommand, Balance, CancelCommand, FundingResult
 from .money import OvertradingPolicy, format_amount
 from .outcomes import Outcome
@@ -38,9 +40,8 @@ from .settings import Settings
 
 log = logging.getLogger(__name__)
 
-MAX_TRACE = 128
-# Time kept back from the caller's deadline to send the answer.
-_ANSWER_MARGIN = 0.05
+# Items of one ApplyMovements call, at most.
+MAX_MOVEMENTS = 1000
 
 _POLICY_TO_PB = {
     OvertradingPolicy.DEDUCT: pb.OVERTRADING_POLICY_DEDUCT,
@@ -182,6 +183,56 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
             ),
             replayed=result.replayed,
         )
+
+    async def ApplyMovements(
+        self, request: pb.ApplyMovementsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ApplyMovementsResponse:
+        if len(request.movements) > MAX_MOVEMENTS:
+            raise LedgerError(
+                Outcome.INVALID_ARGUMENT,
+                f"{len(request.movements)} movements, at most {MAX_MOVEMENTS} allowed",
+                "movements",
+            )
+        call = current_call()
+        received = asyncio.get_running_loop().time()
+
+        async def one(item: pb.MovementRequest) -> pb.MovementResponse:
+            deadline = call.deadline
+            if item.HasField("timeout"):
+                allowed = item.timeout.ToMilliseconds() / 1000 - ANSWER_MARGIN
+                deadline = min(deadline, received + allowed)
+            kind = item.WhichOneof("movement")
+            if kind == "adjust":
+                answer = await apply_item(
+                    "Adjust",
+                    item.adjust,
+                    item.trace_id,
+                    deadline,
+                    partial(self.Adjust, context=context),
+                )
+            elif kind == "cancel":
+                answer = await apply_item(
+                    "CancelAdjustment",
+                    item.cancel,
+                    item.trace_id,
+                    deadline,
+                    partial(self.CancelAdjustment, context=context),
+                )
+            else:
+                answer = pb.MovementError(
+                    code=grpc.StatusCode.INVALID_ARGUMENT.value[0],
+                    reason=Outcome.INVALID_ARGUMENT.name,
+                    field="movement",
+                    message="an item holds neither an adjust nor a cancel",
+                )
+            if isinstance(answer, pb.MovementError):
+                return pb.MovementResponse(error=answer)
+            if isinstance(answer, pb.AdjustResponse):
+                return pb.MovementResponse(adjust=answer)
+            return pb.MovementResponse(cancel=answer)
+
+        answers = await asyncio.gather(*(one(item) for item in request.movements))
+        return pb.ApplyMovementsResponse(movements=answers)
 
     async def RebindUserName(
         self, request: pb.RebindUserNameRequest, context: grpc.aio.ServicerContext

@@ -238,3 +238,61 @@ async def test_sigterm_turns_readiness_off_before_draining(facade_factory, open_
         answer = await TradeBoss(facade.url, client).query(wallet)
         assert answer["code"] == "0"
     assert await asyncio.to_thread(facade.process.wait, 20) == 0
+
+
+async def _ledger_calls(ledger_server, method: str) -> float:
+    """ledger_requests_total for one method, summed over outcomes, from /metrics."""
+    text = await asyncio.to_thread(lambda: httpx.get(ledger_server.metrics_url).text)
+    return sum(
+        float(line.split()[-1])
+        for line in text.splitlines()
+        if line.startswith("ledger_requests_total{") and f'method="{method}"' in line
+    )
+
+
+async def test_webhooks_in_flight_together_reach_the_ledger_in_fewer_calls(
+    tradeboss, open_wallet, ledger_server, ledger_stub, db
+):
+    """200 executes at once, then their cancels: the facade sends them in
+    ApplyMovements calls (fewer than webhooks), and each gets its own answer."""
+    wallets = [await open_wallet(balance="100.00") for _ in range(10)]
+    bodies = [tradeboss.execute_body(wallets[i % 10], "1.00") for i in range(200)]
+    before = await _ledger_calls(ledger_server, "ApplyMovements")
+    answers = await asyncio.gather(*(tradeboss.post(EXECUTE, body) for body in bodies))
+    assert {answer["code"] for answer in answers} == {"0"}
+    cancels = [
+        tradeboss.cancel_body(wallets[i % 10], body["requestUniqueNo"], "1.00")
+        for i, body in enumerate(bodies[:50])
+    ]
+    answers = await asyncio.gather(*(tradeboss.post(CANCEL, body) for body in cancels))
+    assert {answer["code"] for answer in answers} == {"0"}
+    calls = await _ledger_calls(ledger_server, "ApplyMovements") - before
+    assert 0 < calls < 250
+    for wallet in wallets:
+        assert await balance_of(ledger_stub, wallet) == "85.00"  # 20 debits, 5 reversed
+    await assert_books_balance(db)
+
+
+async def test_with_batching_off_each_webhook_is_its_own_call(
+    facade_factory, open_wallet, ledger_server, ledger_stub, db
+):
+    facade = facade_factory(ledger_batch_in_flight="0")
+    facade.start()
+    try:
+        await facade.wait_ready(path="/readyz")
+        async with httpx.AsyncClient() as client:
+            tradeboss = TradeBoss(facade.url, client)
+            wallet = await open_wallet(balance="100.00")
+            before = await _ledger_calls(ledger_server, "Adjust")
+            batches = await _ledger_calls(ledger_server, "ApplyMovements")
+            bodies = [tradeboss.execute_body(wallet, "1.00") for _ in range(10)]
+            answers = await asyncio.gather(*(tradeboss.post(EXECUTE, body) for body in bodies))
+            assert {answer["code"] for answer in answers} == {"0"}
+            cancel = tradeboss.cancel_body(wallet, bodies[0]["requestUniqueNo"], "1.00")
+            assert (await tradeboss.post(CANCEL, cancel))["code"] == "0"
+            assert await _ledger_calls(ledger_server, "Adjust") - before == 10
+            assert await _ledger_calls(ledger_server, "ApplyMovements") == batches
+    finally:
+        assert facade.terminate() == 0
+    assert await balance_of(ledger_stub, wallet) == "91.00"
+    await assert_books_balance(db)

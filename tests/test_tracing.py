@@ -28,8 +28,11 @@ async def test_one_trace_from_http_to_postgres(database_url, ledger_server):
     spans = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
     kinds = {(span["kind"], span["name"].split(" ")[0]) for span in spans}
     assert ("SERVER", "POST") in kinds  # the facade's HTTP request
-    assert ("CLIENT", "/ledger.v2.LedgerService/Adjust") in kinds  # the facade calling
-    assert ("SERVER", "/ledger.v2.LedgerService/Adjust") in kinds  # the ledger answering
+    # The facade sends executes in ApplyMovements calls; a batch's span links
+    # to every webhook it carries, and the ledger has a span per item.
+    assert ("CLIENT", "/ledger.v2.LedgerService/ApplyMovements") in kinds  # the facade calling
+    assert ("SERVER", "/ledger.v2.LedgerService/ApplyMovements") in kinds  # the ledger answering
+    assert ("INTERNAL", "Adjust") in kinds  # the ledger's span of this item
     statements = [s for s in spans if "db.system" in s["attributes"]]
     assert statements, "no PostgreSQL span"
     trace_ids = {span["trace_id"] for span in spans if span["name"] != "connect"}
