@@ -398,6 +398,8 @@ def main(argv: list[str] | None = None) -> int:
 
         print("gRPC straight to the ledger", flush=True)
         scenarios.append(repeated("grpc direct", "grpc"))
+        print("gRPC straight to the ledger, batched by the client (ApplyMovements)", flush=True)
+        scenarios.append(repeated("grpc batched", "grpc", batched=True))
         if facade_available:
             print("end to end over HTTP: uniform accounts", flush=True)
             peak = repeated("e2e uniform", "http")

@@ -59,9 +59,13 @@ async def grpc_traffic(settings: dict[str, Any], tally: Tally) -> Callable[[], A
     import grpc
 
     from ledger_client import pb, pb_grpc
+    from ledger_client.movements import MovementSender
 
     channel = grpc.aio.insecure_channel(settings["target"])
     stub = pb_grpc.LedgerServiceStub(channel)
+    # batched: what an internal service with many calls in flight would do,
+    # ApplyMovements through the client package's sender.
+    sender = MovementSender(stub) if settings.get("batched") else None
     accounts = Accounts(settings["accounts"], settings["hot_accounts"], settings["hot_share"])
     number = _numbers(settings["prefix"])
     operations = (pb.OPERATION_TYPE_OPEN_POSITION, pb.OPERATION_TYPE_NORMAL_CLOSE)
@@ -79,7 +83,10 @@ async def grpc_traffic(settings: dict[str, Any], tally: Tally) -> Callable[[], A
                 biz_type=1, order_id=1, request_time_ms=int(time.time() * 1000), ip="127.0.0.1"
             ),
         )
-        answer = await stub.Adjust(request, timeout=settings["deadline"])
+        if sender is not None:
+            answer = await sender.adjust(request, "", settings["deadline"])
+        else:
+            answer = await stub.Adjust(request, timeout=settings["deadline"])
         if answer.result == pb.ADJUST_RESULT_APPLIED:
             tally.executes_ok += 1
         else:
