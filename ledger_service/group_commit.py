@@ -1,9 +1,7 @@
 """Group commit: the executes and cancels that arrive while a transaction is in
-flight travel together in the next one.
+flight travel together in the next one (ledger_client/batching.py: sent at
+once while a slot is free, never waiting for company).
 
-A movement is sent at once when fewer than `max_in_flight` batches are running
-(batching never waits for company); otherwise it waits for the first batch to
-finish and goes with everything else that queued meanwhile, up to `max_size`.
 A batch is one statement, `ledger_apply_batch` (functions/20_trading.sql),
 which locks its wallets in one global order and applies the movements in
 arrival order; each movement gets its own row, and its caller is answered only
@@ -16,12 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import NamedTuple
 
 import asyncpg
+
+from ledger_client.batching import Batcher, Waiting
 
 from . import metrics, money
 from .database import run_transaction
@@ -73,31 +71,19 @@ _BATCH = """SELECT * FROM ledger_apply_batch(
     $25::text[], $26::numeric)"""
 
 
-@dataclass(slots=True)
-class _Waiting:
-    movement: Movement
-    deadline: float
-    answer: asyncio.Future[asyncpg.Record]
+_Waiting = Waiting[Movement, asyncpg.Record]
 
 
 class GroupCommit:
     def __init__(self, pool: asyncpg.Pool, max_size: int, max_in_flight: int) -> None:
         self._pool = pool
-        self._max_size = max_size
-        self._max_in_flight = max_in_flight
-        self._queue: deque[_Waiting] = deque()
-        self._in_flight = 0
-        self._flushers: set[asyncio.Task[None]] = set()
+        self._batcher: Batcher[Movement, asyncpg.Record] = Batcher(
+            self._commit, max_size, max_in_flight
+        )
 
     async def apply(self, movement: Movement, deadline: float) -> asyncpg.Record:
         """The movement's row from ledger_apply_batch, once its batch committed."""
-        answer: asyncio.Future[asyncpg.Record] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Waiting(movement, deadline, answer))
-        if self._in_flight < self._max_in_flight:
-            self._in_flight += 1
-            flusher = asyncio.create_task(self._flush())
-            self._flushers.add(flusher)
-            flusher.add_done_callback(self._flushers.discard)
+        answer = self._batcher.enqueue(movement, deadline)
         # A caller that gives up (its deadline, a cancelled call) cancels only
         # its own future; a movement still queued is then never sent. One
         # whose batch is in flight may still commit: like any call that ran
@@ -111,21 +97,6 @@ class GroupCommit:
                 Outcome.DEADLINE_EXCEEDED, "the deadline ran out before the ledger could answer"
             ) from None
 
-    async def _flush(self) -> None:
-        try:
-            while batch := self._next_batch():
-                await self._commit(batch)
-        finally:
-            self._in_flight -= 1
-
-    def _next_batch(self) -> list[_Waiting]:
-        batch: list[_Waiting] = []
-        while self._queue and len(batch) < self._max_size:
-            waiting = self._queue.popleft()
-            if not waiting.answer.done():
-                batch.append(waiting)
-        return batch
-
     async def _commit(self, batch: list[_Waiting]) -> None:
         metrics.BATCH_SIZE.observe(len(batch))
         try:
@@ -134,36 +105,25 @@ class GroupCommit:
             # Deadline, unavailable, aborted after retries: nothing committed
             # that the caller can rely on; each caller gets the error.
             for waiting in batch:
-                _answer(waiting, error=error)
+                waiting.settle(error=error)
             return
         except Exception as error:
             if len(batch) == 1:
-                _answer(batch[0], error=error)
+                batch[0].settle(error=error)
                 return
             log.warning("a batch of %d failed (%r); running each alone", len(batch), error)
             for waiting in batch:
                 await self._commit([waiting])
             return
         for waiting, row in zip(batch, rows, strict=True):
-            _answer(waiting, row=row)
+            waiting.settle(row)
 
 
 async def _run(pool: asyncpg.Pool, batch: list[_Waiting]) -> list[asyncpg.Record]:
-    columns = list(zip(*(waiting.movement for waiting in batch), strict=True))
+    columns = list(zip(*(waiting.item for waiting in batch), strict=True))
     deadline = max(waiting.deadline for waiting in batch)
 
     async def statement(connection: asyncpg.Connection) -> list[asyncpg.Record]:
         return await connection.fetch(_BATCH, *columns, money.MAX_BALANCE)
 
     return await run_transaction(pool, statement, deadline)
-
-
-def _answer(
-    waiting: _Waiting, row: asyncpg.Record | None = None, error: BaseException | None = None
-) -> None:
-    if waiting.answer.done():
-        return  # the caller gave up; the movement's fate is in the journal
-    if error is not None:
-        waiting.answer.set_exception(error)
-    elif row is not None:
-        waiting.answer.set_result(row)

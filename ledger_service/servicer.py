@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC
 from decimal import Decimal
 from functools import partial
@@ -195,6 +195,10 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
             )
         call = current_call()
         received = asyncio.get_running_loop().time()
+        methods: dict[str, tuple[str, Callable[..., Awaitable[Any]]]] = {
+            "adjust": ("Adjust", self.Adjust),
+            "cancel": ("CancelAdjustment", self.CancelAdjustment),
+        }
 
         async def one(item: pb.MovementRequest) -> pb.MovementResponse:
             deadline = call.deadline
@@ -202,29 +206,23 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
                 allowed = item.timeout.ToMilliseconds() / 1000 - ANSWER_MARGIN
                 deadline = min(deadline, received + allowed)
             kind = item.WhichOneof("movement")
-            if kind == "adjust":
-                answer = await apply_item(
-                    "Adjust",
-                    item.adjust,
-                    item.trace_id,
-                    deadline,
-                    partial(self.Adjust, context=context),
+            if kind is None:
+                return pb.MovementResponse(
+                    error=pb.MovementError(
+                        code=grpc.StatusCode.INVALID_ARGUMENT.value[0],
+                        reason=Outcome.INVALID_ARGUMENT.name,
+                        field="movement",
+                        message="an item holds neither an adjust nor a cancel",
+                    )
                 )
-            elif kind == "cancel":
-                answer = await apply_item(
-                    "CancelAdjustment",
-                    item.cancel,
-                    item.trace_id,
-                    deadline,
-                    partial(self.CancelAdjustment, context=context),
-                )
-            else:
-                answer = pb.MovementError(
-                    code=grpc.StatusCode.INVALID_ARGUMENT.value[0],
-                    reason=Outcome.INVALID_ARGUMENT.name,
-                    field="movement",
-                    message="an item holds neither an adjust nor a cancel",
-                )
+            method, behaviour = methods[kind]
+            answer = await apply_item(
+                method,
+                getattr(item, kind),
+                item.trace_id,
+                deadline,
+                partial(behaviour, context=context),
+            )
             if isinstance(answer, pb.MovementError):
                 return pb.MovementResponse(error=answer)
             if isinstance(answer, pb.AdjustResponse):

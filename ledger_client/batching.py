@@ -1,0 +1,80 @@
+"""Batching with no added latency, the one rule both hops share (the ledger's
+group commit, the client's ApplyMovements sender): an item is sent at once
+when fewer than `max_in_flight` batches are running, so batching never waits
+for company; otherwise it waits for the first of them to finish and goes with
+everything that queued meanwhile, up to `max_size`, in arrival order.
+
+`send(batch)` answers each item's future; an item whose caller gave up
+(cancelled its future) before its batch left is never sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+@dataclass(slots=True)
+class Waiting(Generic[T, R]):
+    item: T
+    # Loop time by which its caller wants the answer.
+    deadline: float
+    answer: asyncio.Future[R]
+    # Whatever the user of the batcher keeps with the item (a tracing span).
+    extra: Any = None
+
+    def settle(self, result: R | None = None, error: BaseException | None = None) -> None:
+        """Answer the caller, unless it gave up already."""
+        if self.answer.done():
+            return
+        if error is not None:
+            self.answer.set_exception(error)
+        else:
+            self.answer.set_result(result)  # type: ignore[arg-type]
+
+
+class Batcher(Generic[T, R]):
+    def __init__(
+        self,
+        send: Callable[[list[Waiting[T, R]]], Awaitable[None]],
+        max_size: int,
+        max_in_flight: int,
+    ) -> None:
+        self._send = send
+        self._max_size = max_size
+        self._max_in_flight = max_in_flight
+        self._queue: deque[Waiting[T, R]] = deque()
+        self._in_flight = 0
+        self._senders: set[asyncio.Task[None]] = set()
+
+    def enqueue(self, item: T, deadline: float, extra: Any = None) -> asyncio.Future[R]:
+        """Queue the item; its future is answered once its batch is."""
+        answer: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        self._queue.append(Waiting(item, deadline, answer, extra))
+        if self._in_flight < self._max_in_flight:
+            self._in_flight += 1
+            sender = asyncio.create_task(self._drain())
+            self._senders.add(sender)
+            sender.add_done_callback(self._senders.discard)
+        return answer
+
+    async def _drain(self) -> None:
+        try:
+            while batch := self._next_batch():
+                await self._send(batch)
+        finally:
+            self._in_flight -= 1
+
+    def _next_batch(self) -> list[Waiting[T, R]]:
+        batch: list[Waiting[T, R]] = []
+        while self._queue and len(batch) < self._max_size:
+            waiting = self._queue.popleft()
+            if not waiting.answer.done():
+                batch.append(waiting)
+        return batch
