@@ -14,6 +14,7 @@ SCENARIOS = [
     "baseline (pgbench)",
     "batched ceiling (pgbench x10)",
     "grpc direct",
+    "grpc batched",
     "e2e uniform",
     "e2e at-80%-of-peak",
     "e2e hot-accounts",
