@@ -21,7 +21,7 @@ ON CONFLICT (company_id, customer, currency) DO NOTHING
 RETURNING balance"""
 
 _SELECT = """
-SELECT digits, coalesce(user_name, '') AS user_name, balance FROM accounts
+SELECT digits, coalesce(user_name, '') AS user_name, balance, entry_count FROM accounts
 WHERE company_id = $1 AND customer = $2 AND currency = $3"""
 
 _LOCK = _SELECT + " FOR UPDATE"
@@ -41,6 +41,8 @@ class AccountRow:
     digits: int
     user_name: str
     balance: Decimal
+    # The number of its newest journal entry (0: none yet).
+    entry_count: int
 
     def as_balance(self, amount: Decimal | None = None) -> Balance:
         return Balance(
@@ -74,7 +76,7 @@ async def lock(connection: asyncpg.Connection, key: AccountKey) -> AccountRow:
 def _to_account(key: AccountKey, row: asyncpg.Record | None) -> AccountRow:
     if row is None:
         raise account_not_found(key)
-    return AccountRow(key, row["digits"], row["user_name"], row["balance"])
+    return AccountRow(key, row["digits"], row["user_name"], row["balance"], row["entry_count"])
 
 
 def account_not_found(key: AccountKey) -> LedgerError:
@@ -101,7 +103,7 @@ async def check_user_name(
     if account.user_name:
         raise user_name_mismatch()
     await connection.execute(_BIND_USER_NAME, *_key_args(account.key), user_name)
-    return AccountRow(account.key, account.digits, user_name, account.balance)
+    return AccountRow(account.key, account.digits, user_name, account.balance, account.entry_count)
 
 
 async def open_account(
@@ -130,18 +132,20 @@ async def open_account(
 
 async def get_balance(
     pool: asyncpg.Pool, key: AccountKey, user_name: str, deadline: float
-) -> Balance:
+) -> tuple[Balance, int]:
+    """The wallet's balance now and its newest entry's number; a user_name
+    binds the wallet on first use and must match afterwards."""
     validation.account_key(key)
     validation.text(user_name, "user_name", validation.MAX_USER_NAME, required=False)
 
-    async def transaction(connection: asyncpg.Connection) -> Balance:
+    async def transaction(connection: asyncpg.Connection) -> tuple[Balance, int]:
         account = await find(connection, key)
         if user_name and not account.user_name:
             async with connection.transaction():
                 account = await check_user_name(connection, await lock(connection, key), user_name)
         elif user_name and user_name != account.user_name:
             await check_user_name(connection, account, user_name)
-        return account.as_balance()
+        return account.as_balance(), account.entry_count
 
     return await run_transaction(pool, transaction, deadline)
 

@@ -13,16 +13,35 @@ import asyncpg
 from . import accounts, validation
 from .database import run_transaction
 from .errors import LedgerError
-from .model import AccountKey
+from .model import AccountKey, Balance
 from .outcomes import Outcome
 
+# A page of the statement, newest first; each filter applies when its
+# parameter is not NULL (order_id: the TradeBoss orderId of the entry's request).
 _PAGE = """
-SELECT entry_no, amount, counterparty, balance_after, cause, request_unique_no, operation_type,
-       overtrading_policy, trace_id, created_at
-FROM journal_entries
-WHERE company_id = $1 AND customer = $2 AND currency = $3 AND entry_no < $4
-ORDER BY entry_no DESC
+SELECT j.entry_no, j.amount, j.counterparty, j.balance_after, j.cause, j.request_unique_no,
+       j.operation_type, j.overtrading_policy, j.trace_id, j.created_at
+FROM journal_entries j
+WHERE j.company_id = $1 AND j.customer = $2 AND j.currency = $3 AND j.entry_no < $4
+  AND ($6::text IS NULL OR j.request_unique_no = $6)
+  AND ($7::bigint IS NULL OR EXISTS (
+        SELECT FROM requests r
+        WHERE r.company_id = j.company_id AND r.customer = j.customer
+          AND r.request_unique_no = j.request_unique_no AND r.order_id = $7))
+  AND ($8::timestamptz IS NULL OR j.created_at >= $8)
+  AND ($9::timestamptz IS NULL OR j.created_at < $9)
+ORDER BY j.entry_no DESC
 LIMIT $5"""
+
+
+@dataclass(frozen=True)
+class EntryFilter:
+    """Which entries a statement shows; None: no condition."""
+
+    request_unique_no: str | None = None
+    order_id: int | None = None
+    start_time: datetime | None = None
+    end_time: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -39,12 +58,57 @@ class Entry:
     created_at: datetime
 
 
+# A wallet's balance at a point of its history: the balance_after of its last
+# entry by then (one backward index step: journal_entries_by_wallet_time, or
+# the primary key for an entry number).
+_AS_OF_TIME = """
+SELECT entry_no, balance_after FROM journal_entries
+WHERE company_id = $1 AND customer = $2 AND currency = $3 AND created_at <= $4
+ORDER BY created_at DESC, entry_no DESC
+LIMIT 1"""
+_AS_OF_ENTRY = """
+SELECT entry_no, balance_after FROM journal_entries
+WHERE company_id = $1 AND customer = $2 AND currency = $3 AND entry_no <= $4
+ORDER BY entry_no DESC
+LIMIT 1"""
+
+
+async def balance_as_of(
+    pool: asyncpg.Pool,
+    key: AccountKey,
+    deadline: float,
+    *,
+    time: datetime | None = None,
+    entry_no: int | None = None,
+) -> tuple[Balance, int]:
+    """The wallet's balance after its last entry by `time`, or after entry
+    `entry_no`, from the journal; and that entry's number (0: none yet)."""
+    validation.account_key(key)
+    if entry_no is not None and entry_no < 0:
+        raise LedgerError(Outcome.INVALID_ARGUMENT, "as_of_entry_no must be >= 0", "as_of_entry_no")
+    query, point = (_AS_OF_TIME, time) if entry_no is None else (_AS_OF_ENTRY, entry_no)
+
+    async def read(connection: asyncpg.Connection) -> tuple[Balance, int]:
+        account = await accounts.find(connection, key)
+        row = await connection.fetchrow(query, *_key(key), point)
+        if row is None:
+            return account.as_balance(Decimal(0)), 0
+        return account.as_balance(row["balance_after"]), row["entry_no"]
+
+    return await run_transaction(pool, read, deadline)
+
+
 MAX_PAGE_SIZE = 1000
 DEFAULT_PAGE_SIZE = 100
 
 
 async def list_entries(
-    pool: asyncpg.Pool, key: AccountKey, page_size: int, page_token: str, deadline: float
+    pool: asyncpg.Pool,
+    key: AccountKey,
+    page_size: int,
+    page_token: str,
+    deadline: float,
+    only: EntryFilter = EntryFilter(),
 ) -> tuple[int, list[Entry], str]:
     """The wallet's digits and its entries newest first; the token is the entry
     number to continue below."""
@@ -61,7 +125,16 @@ async def list_entries(
 
     async def read(connection: asyncpg.Connection) -> tuple[int, list[Entry], str]:
         account = await accounts.find(connection, key)
-        rows = await connection.fetch(_PAGE, *_key(key), below, page_size + 1)
+        rows = await connection.fetch(
+            _PAGE,
+            *_key(key),
+            below,
+            page_size + 1,
+            only.request_unique_no,
+            only.order_id,
+            only.start_time,
+            only.end_time,
+        )
         entries = [Entry(**dict(row)) for row in rows[:page_size]]
         more = len(rows) > page_size
         return account.digits, entries, str(entries[-1].entry_no) if more else ""

@@ -99,10 +99,16 @@ def _funding(method: str) -> Command:
 
 
 async def balance(stub: Any, flags: argparse.Namespace) -> str:
-    answer = await stub.GetBalance(
-        pb.GetBalanceRequest(account=_account(flags)), timeout=flags.timeout
-    )
-    return _json(_dict(answer.balance)) if flags.json else _show_balance(answer.balance)
+    request = pb.GetBalanceRequest(account=_account(flags))
+    if flags.as_of is not None:
+        request.as_of_time.FromDatetime(flags.as_of)
+    elif flags.as_of_entry is not None:
+        request.as_of_entry_no = flags.as_of_entry
+    answer = await stub.GetBalance(request, timeout=flags.timeout)
+    if flags.json:
+        return _json({**_dict(answer.balance), "entry_no": answer.entry_no})
+    when = "" if request.WhichOneof("as_of") is None else f" as of entry #{answer.entry_no}"
+    return _show_balance(answer.balance) + when
 
 
 async def exposure(stub: Any, flags: argparse.Namespace) -> str:
@@ -147,12 +153,18 @@ async def rebind_user_name(stub: Any, flags: argparse.Namespace) -> str:
 
 
 async def statement(stub: Any, flags: argparse.Namespace) -> str:
-    answer = await stub.ListJournalEntries(
-        pb.ListJournalEntriesRequest(
-            account=_account(flags), page_size=flags.limit, page_token=flags.before or ""
-        ),
-        timeout=flags.timeout,
+    request = pb.ListJournalEntriesRequest(
+        account=_account(flags),
+        page_size=flags.limit,
+        page_token=flags.before or "",
+        request_id=flags.request or "",
+        order_id=flags.order_id or 0,
     )
+    if flags.from_time is not None:
+        request.start_time.FromDatetime(flags.from_time)
+    if flags.to_time is not None:
+        request.end_time.FromDatetime(flags.to_time)
+    answer = await stub.ListJournalEntries(request, timeout=flags.timeout)
     if flags.json:
         return _json(_dict(answer))
     rows = [("#", "time (UTC)", "cause", "amount", "balance after", "request", "trace")]
@@ -298,8 +310,8 @@ EXPORT_COLUMNS = [
 async def export(stub: Any, flags: argparse.Namespace) -> str:
     """Write the period's journal as CSV, batch by batch as it streams in."""
     request = pb.ExportJournalRequest(company_id=flags.company_id or 0)
-    request.start_time.FromDatetime(_date(flags.from_date))
-    request.end_time.FromDatetime(_date(flags.to_date))
+    request.start_time.FromDatetime(flags.from_date)
+    request.end_time.FromDatetime(flags.to_date)
     # A one-shot command: blocking writes are what it is for.
     output = open(flags.output, "w", newline="") if flags.output else sys.stdout  # noqa: ASYNC230
     rows = total = 0
@@ -336,7 +348,10 @@ async def export(stub: Any, flags: argparse.Namespace) -> str:
         progress.done()
         if output is not sys.stdout:
             output.close()
-    summary = f"exported {rows} journal entries from {flags.from_date} to {flags.to_date}"
+    summary = (
+        f"exported {rows} journal entries from {flags.from_date.isoformat()}"
+        f" to {flags.to_date.isoformat()}"
+    )
     if flags.output:
         return f"{summary} to {flags.output}"
     print(summary, file=sys.stderr)
@@ -357,17 +372,14 @@ def _json(document: object) -> str:
     return json.dumps(document, indent=2, sort_keys=True)
 
 
+_TIME_HELP = "YYYY-MM-DD or ISO 8601, UTC unless it says"
+
+
 def _moment(text: str) -> datetime:
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a date or time: {text!r}") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _date(text: str) -> datetime:
-    """YYYY-MM-DD (midnight UTC) or an ISO 8601 time; naive times are UTC."""
-    moment = datetime.fromisoformat(text)
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
@@ -402,7 +414,10 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--amount", required=True, help="decimal, e.g. 100.00")
         sub.add_argument("--key", default=None, help="idempotency key (default: a new random one)")
         sub.add_argument("--note", help="free text kept with the request")
-    command("balance", balance, "show a wallet's balance")
+    shown = command("balance", balance, "show a wallet's balance, now or in the past")
+    when = shown.add_mutually_exclusive_group()
+    when.add_argument("--as-of", type=_moment, help=f"the balance at this time ({_TIME_HELP})")
+    when.add_argument("--as-of-entry", type=int, help="the balance after this journal entry")
     rebound = command(
         "rebind-user-name", rebind_user_name, "bind the wallet to another TradeBoss userName"
     )
@@ -416,6 +431,10 @@ def _parser() -> argparse.ArgumentParser:
     listed = command("statement", statement, "show a wallet's journal, newest first")
     listed.add_argument("--limit", type=int, default=50)
     listed.add_argument("--before", help="continue below this entry number")
+    listed.add_argument("--request", help="only the entries of this request number")
+    listed.add_argument("--order-id", type=int, help="only entries of requests with this orderId")
+    listed.add_argument("--from", dest="from_time", type=_moment, help=f"from ({_TIME_HELP})")
+    listed.add_argument("--to", dest="to_time", type=_moment, help="until, exclusive")
     looked_up = command("request", request, "show what the ledger knows of a request number")
     looked_up.add_argument("--number", required=True)
 
@@ -430,15 +449,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     exposed.add_argument("--company-id", type=int, help="only this company")
     exposed.add_argument("--json", action="store_true", help="print JSON for machines")
-    exposed.add_argument(
-        "--as-of",
-        type=_moment,
-        help="a time (YYYY-MM-DD or ISO 8601, UTC unless it says); default: now",
-    )
+    exposed.add_argument("--as-of", type=_moment, help=f"a time ({_TIME_HELP}); default: now")
     exposed.set_defaults(run=exposure)
     exported = commands.add_parser("export", help="write a period's journal as CSV")
-    exported.add_argument("--from", dest="from_date", required=True, help="YYYY-MM-DD, inclusive")
-    exported.add_argument("--to", dest="to_date", required=True, help="YYYY-MM-DD, exclusive")
+    exported.add_argument(
+        "--from", dest="from_date", type=_moment, required=True, help="YYYY-MM-DD, inclusive"
+    )
+    exported.add_argument(
+        "--to", dest="to_date", type=_moment, required=True, help="YYYY-MM-DD, exclusive"
+    )
     exported.add_argument("--company-id", type=int, help="only this company")
     exported.add_argument("--output", help="CSV file (default: standard output)")
     exported.set_defaults(run=export)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC
+from datetime import UTC, datetime
 from decimal import Decimal
 from functools import partial
 from typing import Any, Literal
@@ -114,10 +114,21 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
         self, request: pb.GetBalanceRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetBalanceResponse:
         call = current_call()
-        balance = await accounts.get_balance(
-            self._pool, _key(request.account), request.user_name, call.deadline
-        )
-        return pb.GetBalanceResponse(balance=_balance(balance))
+        key = _key(request.account)
+        as_of = request.WhichOneof("as_of")
+        if as_of == "as_of_time":
+            balance, entry_no = await journal.balance_as_of(
+                self._pool, key, call.deadline, time=_datetime(request.as_of_time)
+            )
+        elif as_of == "as_of_entry_no":
+            balance, entry_no = await journal.balance_as_of(
+                self._pool, key, call.deadline, entry_no=request.as_of_entry_no
+            )
+        else:
+            balance, entry_no = await accounts.get_balance(
+                self._pool, key, request.user_name, call.deadline
+            )
+        return pb.GetBalanceResponse(balance=_balance(balance), entry_no=entry_no)
 
     async def Adjust(
         self, request: pb.AdjustRequest, context: grpc.aio.ServicerContext
@@ -260,8 +271,19 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
         self, request: pb.ListJournalEntriesRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListJournalEntriesResponse:
         call = current_call()
+        only = journal.EntryFilter(
+            request_unique_no=request.request_id or None,
+            order_id=request.order_id or None,
+            start_time=_datetime(request.start_time) if request.HasField("start_time") else None,
+            end_time=_datetime(request.end_time) if request.HasField("end_time") else None,
+        )
         digits, entries, next_token = await journal.list_entries(
-            self._pool, _key(request.account), request.page_size, request.page_token, call.deadline
+            self._pool,
+            _key(request.account),
+            request.page_size,
+            request.page_token,
+            call.deadline,
+            only,
         )
         return pb.ListJournalEntriesResponse(
             entries=[_journal_entry(entry, digits) for entry in entries],
@@ -303,7 +325,7 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
     async def GetExposure(
         self, request: pb.GetExposureRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetExposureResponse:
-        as_of = request.as_of.ToDatetime(tzinfo=UTC) if request.HasField("as_of") else None
+        as_of = _datetime(request.as_of) if request.HasField("as_of") else None
         found = await reconciliation.exposure(self._pool, request.company_id, as_of)
         return pb.GetExposureResponse(
             exposures=[
@@ -324,8 +346,8 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
     ) -> AsyncIterator[pb.ExportJournalResponse]:
         if not (request.HasField("start_time") and request.HasField("end_time")):
             raise LedgerError(Outcome.INVALID_ARGUMENT, "start_time and end_time are required")
-        from_time = request.start_time.ToDatetime(tzinfo=UTC)
-        to_time = request.end_time.ToDatetime(tzinfo=UTC)
+        from_time = _datetime(request.start_time)
+        to_time = _datetime(request.end_time)
         batch: list[pb.ExportedEntry] = []
         total = 0
         async for entry in reconciliation.export_journal(
@@ -407,6 +429,10 @@ def _decimal_text(value: Decimal | None, digits: int | None) -> str:
     if digits is None or not 0 <= digits <= validation.MAX_DIGITS:
         return f"{value:f}"
     return format_amount(value, digits)
+
+
+def _datetime(stamp: timestamp_pb2.Timestamp) -> datetime:
+    return stamp.ToDatetime(tzinfo=UTC)
 
 
 def _timestamp(value: object) -> timestamp_pb2.Timestamp | None:

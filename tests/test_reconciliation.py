@@ -226,6 +226,8 @@ async def test_every_read_command_speaks_json(ledger_server, ledger_stub, open_w
     runs = {
         "balance": ["balance", *account, "--json"],
         "statement": ["statement", *account, "--json"],
+        "balance_then": ["balance", *account, "--as-of-entry", "1", "--json"],
+        "statement_of": ["statement", *account, "--request", execute.request_id, "--json"],
         "request": ["request", *account, "--number", execute.request_id, "--json"],
         "exposure": ["exposure", "--company-id", str(wallet.company_id), "--json"],
         "reconcile": ["reconcile", "--company-id", str(wallet.company_id), "--json"],
@@ -238,6 +240,8 @@ async def test_every_read_command_speaks_json(ledger_server, ledger_stub, open_w
     assert read["balance"]["amount"] == "7.50"
     assert [e["amount"] for e in read["statement"]["entries"]] == ["-2.50", "10.00"]
     assert read["statement"]["entries"][0]["counterparty"] == "clearing"
+    assert (read["balance_then"]["amount"], read["balance_then"]["entry_no"]) == ("10.00", 1)
+    assert [e["amount"] for e in read["statement_of"]["entries"]] == ["-2.50"]
     assert read["request"]["adjust_result"] == "ADJUST_RESULT_APPLIED"
     assert read["exposure"]["exposures"][0]["customers"] == "7.50"
     assert read["reconcile"]["discrepancies"] == []

@@ -161,12 +161,16 @@ async def test_an_edited_migration_is_refused_and_old_databases_get_checksums(
         await connection.execute("UPDATE schema_migrations SET checksum = NULL")
         again = await asyncio.to_thread(_service, "migrate", "--database-url", url)
         assert again.returncode == 0, again.stderr
-        assert await connection.fetchval("SELECT count(*) FROM schema_migrations") == 1
-        assert await connection.fetchval("SELECT checksum FROM schema_migrations") == (
-            migrations.available()[0].checksum
+        rows = await connection.fetch(
+            "SELECT version, checksum FROM schema_migrations ORDER BY version"
         )
+        assert [(r["version"], r["checksum"]) for r in rows] == [
+            (m.version, m.checksum) for m in migrations.available()
+        ]
         # The applied text differs from the shipped one: refuse, name the file.
-        await connection.execute("UPDATE schema_migrations SET checksum = 'edited'")
+        await connection.execute(
+            "UPDATE schema_migrations SET checksum = 'edited' WHERE version = 1"
+        )
         refused = await asyncio.to_thread(_service, "migrate", "--database-url", url)
         assert refused.returncode == 1
         assert "0001_ledger.sql differs from the one applied" in refused.stderr
