@@ -214,8 +214,8 @@ $$;
 -- statement and one commit. Parallel arrays, one element per movement, in
 -- arrival order; p_is_cancel says which function each element goes to, and
 -- the arguments the other function does not take are NULL there.
--- Every wallet the batch names is locked first, in one global order, so two
--- batches never deadlock on each other; then the movements run in arrival
+-- Every wallet the batch names is locked first (ledger_lock_accounts, one
+-- global order, so two batches never deadlock on each other); then the movements run in arrival
 -- order, so two on one wallet apply in the order they came. Each returns its
 -- own row: a refusal is an outcome like any other and never fails the batch.
 DROP FUNCTION IF EXISTS ledger_apply_batch;
@@ -234,12 +234,18 @@ RETURNS TABLE (status movement_status, balance numeric, digits smallint, user_na
 LANGUAGE plpgsql AS $$
 DECLARE
     r record;
+    -- The wallet of each movement; a cancel sent without a currency names
+    -- the wallet of its target (a request's currency never changes).
+    v_wallet_currency text[] := p_currency;
 BEGIN
-    PERFORM FROM accounts a
-    WHERE (a.company_id, a.customer, a.currency) IN (
-        SELECT * FROM unnest(p_company_id, p_customer, p_currency))
-    ORDER BY a.company_id, a.customer, a.currency
-    FOR UPDATE;
+    FOR i IN 1 .. cardinality(p_is_cancel) LOOP
+        IF p_is_cancel[i] AND p_currency[i] IS NULL THEN
+            SELECT r.currency INTO v_wallet_currency[i] FROM requests r
+            WHERE r.company_id = p_company_id[i] AND r.customer = p_customer[i]
+              AND r.request_unique_no = p_reverse_request_unique_no[i];
+        END IF;
+    END LOOP;
+    PERFORM ledger_lock_accounts(p_company_id, p_customer, v_wallet_currency);
 
     FOR i IN 1 .. cardinality(p_is_cancel) LOOP
         IF p_is_cancel[i] THEN

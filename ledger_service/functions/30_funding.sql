@@ -15,6 +15,7 @@ DECLARE
     v_delta numeric := CASE WHEN p_kind = 'deposit' THEN p_amount ELSE -p_amount END;
     v_applied numeric := 0;
 BEGIN
+    PERFORM ledger_lock_accounts(ARRAY[p_company_id], ARRAY[p_customer], ARRAY[p_currency]);
     SELECT a.balance, a.digits, a.user_name INTO balance, digits, user_name FROM accounts a
     WHERE a.company_id = p_company_id AND a.customer = p_customer AND a.currency = p_currency
     FOR UPDATE;
