@@ -240,9 +240,10 @@ DECLARE
 BEGIN
     FOR i IN 1 .. cardinality(p_is_cancel) LOOP
         IF p_is_cancel[i] AND p_currency[i] IS NULL THEN
-            SELECT r.currency INTO v_wallet_currency[i] FROM requests r
-            WHERE r.company_id = p_company_id[i] AND r.customer = p_customer[i]
-              AND r.request_unique_no = p_reverse_request_unique_no[i];
+            v_wallet_currency[i] := (
+                SELECT t.currency FROM requests t
+                WHERE t.company_id = p_company_id[i] AND t.customer = p_customer[i]
+                  AND t.request_unique_no = p_reverse_request_unique_no[i]);
         END IF;
     END LOOP;
     PERFORM ledger_lock_accounts(p_company_id, p_customer, v_wallet_currency);
