@@ -18,9 +18,12 @@ from .outcomes import Outcome
 
 # A page of the statement, newest first; each filter applies when its
 # parameter is not NULL (order_id: the TradeBoss orderId of the entry's request).
-_PAGE = """
-SELECT j.entry_no, j.amount, j.counterparty, j.balance_after, j.cause, j.request_unique_no,
-       j.operation_type, j.overtrading_policy, j.trace_id, j.created_at
+# The columns an Entry is made of (journal_entries j), for every reader.
+ENTRY_COLUMNS = """j.entry_no, j.amount, j.counterparty, j.balance_after, j.cause,
+       j.request_unique_no, j.operation_type, j.overtrading_policy, j.trace_id, j.created_at"""
+
+_PAGE = f"""
+SELECT {ENTRY_COLUMNS}
 FROM journal_entries j
 WHERE j.company_id = $1 AND j.customer = $2 AND j.currency = $3 AND j.entry_no < $4
   AND ($6::text IS NULL OR j.request_unique_no = $6)
@@ -56,6 +59,20 @@ class Entry:
     overtrading_policy: str | None
     trace_id: str
     created_at: datetime
+
+    @classmethod
+    def of(cls, row: asyncpg.Record) -> Entry:
+        """The entry of a row that has ENTRY_COLUMNS (and maybe more)."""
+        return cls(**{name: row[name] for name in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class AccountEntry:
+    """An entry with the account it belongs to: what an export carries."""
+
+    account: AccountKey
+    digits: int
+    entry: Entry
 
 
 # A wallet's balance at a point of its history: the balance_after of its last
@@ -135,7 +152,7 @@ async def list_entries(
             only.start_time,
             only.end_time,
         )
-        entries = [Entry(**dict(row)) for row in rows[:page_size]]
+        entries = [Entry.of(row) for row in rows[:page_size]]
         more = len(rows) > page_size
         return account.digits, entries, str(entries[-1].entry_no) if more else ""
 

@@ -10,6 +10,7 @@ from decimal import Decimal
 
 import asyncpg
 
+from . import journal
 from .model import AccountKey
 
 # Each check yields the rows that break it, in one shape:
@@ -111,11 +112,8 @@ SELECT (SELECT count(*) FROM accounts WHERE $1 = 0 OR company_id = $1),
        (SELECT count(*) FROM journal_entries WHERE $1 = 0 OR company_id = $1),
        (SELECT count(*) FROM requests WHERE $1 = 0 OR company_id = $1)"""
 
-_EXPORT = """
-SELECT j.company_id, j.customer, j.currency, a.digits, j.entry_no, j.amount, j.counterparty,
-       j.balance_after,
-       j.cause, j.request_unique_no, j.operation_type, j.overtrading_policy, j.trace_id,
-       j.created_at
+_EXPORT = f"""
+SELECT j.company_id, j.customer, j.currency, a.digits, {journal.ENTRY_COLUMNS}
 FROM journal_entries j JOIN accounts a USING (company_id, customer, currency)
 WHERE j.created_at >= $1 AND j.created_at < $2 AND ($3 = 0 OR j.company_id = $3)
 ORDER BY j.created_at, j.company_id, j.customer, j.currency, j.entry_no"""
@@ -146,22 +144,6 @@ class Summary:
     discrepancies: int
 
 
-@dataclass(frozen=True)
-class ExportedEntry:
-    account: AccountKey
-    digits: int
-    entry_no: int
-    amount: Decimal
-    counterparty: str
-    balance_after: Decimal
-    cause: str
-    request_unique_no: str
-    operation_type: str | None
-    overtrading_policy: str | None
-    trace_id: str
-    created_at: datetime
-
-
 async def reconcile(
     pool: asyncpg.Pool, company_id: int
 ) -> AsyncIterator[Discrepancy | Progress | Summary]:
@@ -186,26 +168,17 @@ WHERE created_at >= $1 AND created_at < $2 AND ($3 = 0 OR company_id = $3)"""
 
 async def export_journal(
     pool: asyncpg.Pool, from_time: datetime, to_time: datetime, company_id: int
-) -> AsyncIterator[int | ExportedEntry]:
+) -> AsyncIterator[int | journal.AccountEntry]:
     """First the number of entries, then each entry, all from one snapshot."""
     async with pool.acquire() as connection, _snapshot(connection):
         yield await connection.fetchval(_EXPORT_COUNT, from_time, to_time, company_id)
         async for row in connection.cursor(
             _EXPORT, from_time, to_time, company_id, prefetch=_PREFETCH
         ):
-            yield ExportedEntry(
+            yield journal.AccountEntry(
                 AccountKey(row["company_id"], row["customer"], row["currency"]),
                 row["digits"],
-                row["entry_no"],
-                row["amount"],
-                row["counterparty"],
-                row["balance_after"],
-                row["cause"],
-                row["request_unique_no"],
-                row["operation_type"],
-                row["overtrading_policy"],
-                row["trace_id"],
-                row["created_at"],
+                journal.Entry.of(row),
             )
 
 

@@ -367,10 +367,10 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
 _EXPORT_BATCH = 500
 
 
-def _exported_entry(entry: reconciliation.ExportedEntry) -> pb.ExportedEntry:
+def _exported_entry(exported: journal.AccountEntry) -> pb.ExportedEntry:
     return pb.ExportedEntry(
-        account=_key_pb(entry.account),
-        entry=_journal_entry(entry, entry.digits),
+        account=_key_pb(exported.account),
+        entry=_journal_entry(exported.entry, exported.digits),
     )
 
 
@@ -475,9 +475,7 @@ def _request_record(record: request_records.RequestRecord) -> pb.RequestRecord:
     )
 
 
-def _journal_entry(
-    entry: journal.Entry | reconciliation.ExportedEntry, digits: int
-) -> pb.JournalEntry:
+def _journal_entry(entry: journal.Entry, digits: int) -> pb.JournalEntry:
     return pb.JournalEntry(
         entry_no=entry.entry_no,
         amount=format_amount(entry.amount, digits),
