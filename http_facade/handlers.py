@@ -148,7 +148,8 @@ async def get_user_amount(http: Request) -> Response:
     data = {
         "userName": user_name,
         "currency": request.account.currency,
-        "amount": balance.amount,
+        # What the customer may spend: holds of internal services are not.
+        "amount": balance.available,
         "amountDigits": balance.digits,
         # TradeBoss's example uses snake_case, its schema camelCase: send both.
         "user_name": user_name,

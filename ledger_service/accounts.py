@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -15,13 +16,15 @@ from .outcomes import Outcome
 from .statuses import MovementStatus
 
 _INSERT = """
-INSERT INTO accounts (company_id, customer, currency, digits, user_name)
-VALUES ($1, $2, $3, $4, NULLIF($5, ''))
+INSERT INTO accounts (company_id, customer, currency, digits, user_name, kind, allow_negative)
+VALUES ($1, $2, $3, $4, NULLIF($5, ''), $6, $7)
 ON CONFLICT (company_id, customer, currency) DO NOTHING
 RETURNING balance"""
 
 _SELECT = """
-SELECT digits, coalesce(user_name, '') AS user_name, balance, entry_count FROM accounts
+SELECT digits, coalesce(user_name, '') AS user_name, balance, held, entry_count, kind,
+       allow_negative
+FROM accounts
 WHERE company_id = $1 AND customer = $2 AND currency = $3"""
 
 _LOCK = _SELECT + " FOR UPDATE"
@@ -43,11 +46,16 @@ class AccountRow:
     balance: Decimal
     # The number of its newest journal entry (0: none yet).
     entry_count: int
+    held: Decimal = Decimal(0)
+    # 'wallet' (a TradeBoss customer's) or 'internal' (a service's).
+    kind: str = "wallet"
+    allow_negative: bool = False
 
     def as_balance(self, amount: Decimal | None = None) -> Balance:
-        return Balance(
-            self.key, self.balance if amount is None else amount, self.digits, self.user_name
-        )
+        """Now, or (amount given: a past balance) as it was, held not known."""
+        if amount is not None:
+            return Balance(self.key, amount, self.digits, self.user_name)
+        return Balance(self.key, self.balance, self.digits, self.user_name, self.held)
 
 
 def _key_args(key: AccountKey) -> tuple[int, str, str]:
@@ -55,10 +63,17 @@ def _key_args(key: AccountKey) -> tuple[int, str, str]:
 
 
 async def insert(
-    connection: asyncpg.Connection, key: AccountKey, digits: int, user_name: str
+    connection: asyncpg.Connection,
+    key: AccountKey,
+    digits: int,
+    user_name: str,
+    kind: str = "wallet",
+    allow_negative: bool = False,
 ) -> bool:
-    """Create the wallet; False when it already exists."""
-    created = await connection.fetchval(_INSERT, *_key_args(key), digits, user_name)
+    """Create the account; False when it already exists."""
+    created = await connection.fetchval(
+        _INSERT, *_key_args(key), digits, user_name, kind, allow_negative
+    )
     return created is not None
 
 
@@ -76,7 +91,16 @@ async def lock(connection: asyncpg.Connection, key: AccountKey) -> AccountRow:
 def _to_account(key: AccountKey, row: asyncpg.Record | None) -> AccountRow:
     if row is None:
         raise account_not_found(key)
-    return AccountRow(key, row["digits"], row["user_name"], row["balance"], row["entry_count"])
+    return AccountRow(
+        key,
+        row["digits"],
+        row["user_name"],
+        row["balance"],
+        row["entry_count"],
+        row["held"],
+        row["kind"],
+        row["allow_negative"],
+    )
 
 
 def account_not_found(key: AccountKey) -> LedgerError:
@@ -103,26 +127,51 @@ async def check_user_name(
     if account.user_name:
         raise user_name_mismatch()
     await connection.execute(_BIND_USER_NAME, *_key_args(account.key), user_name)
-    return AccountRow(account.key, account.digits, user_name, account.balance, account.entry_count)
+    return dataclasses.replace(account, user_name=user_name)
 
 
 async def open_account(
-    pool: asyncpg.Pool, key: AccountKey, digits: int, user_name: str, deadline: float
+    pool: asyncpg.Pool,
+    key: AccountKey,
+    digits: int,
+    user_name: str,
+    deadline: float,
+    *,
+    internal: bool = False,
+    allow_negative: bool = False,
 ) -> tuple[bool, Balance]:
+    """Open a wallet, or an internal account (allow_negative: transfers may
+    take it below zero); opening it again the same way is idempotent."""
     validation.account_key(key)
     validation.new_currency(key.currency)
     validation.digits(digits, "digits")
     validation.text(user_name, "user_name", validation.MAX_USER_NAME, required=False)
+    kind = "internal" if internal else "wallet"
+    if allow_negative and not internal:
+        raise LedgerError(
+            Outcome.INVALID_ARGUMENT, "only an internal account may go negative", "allow_negative"
+        )
+    if internal and user_name:
+        raise LedgerError(
+            Outcome.INVALID_ARGUMENT, "an internal account has no TradeBoss userName", "user_name"
+        )
 
     async def transaction(connection: asyncpg.Connection) -> tuple[bool, Balance]:
         async with connection.transaction():
-            created = await insert(connection, key, digits, user_name)
+            created = await insert(connection, key, digits, user_name, kind, allow_negative)
             account = await lock(connection, key)
             if account.digits != digits:
                 raise LedgerError(
                     Outcome.ACCOUNT_SCALE_MISMATCH,
                     f"the wallet exists with {account.digits} digits, not {digits}",
                     "digits",
+                )
+            if (account.kind, account.allow_negative) != (kind, allow_negative):
+                raise LedgerError(
+                    Outcome.ACCOUNT_SCALE_MISMATCH,
+                    f"the account exists as {account.kind}"
+                    + (" allowed to go negative" if account.allow_negative else ""),
+                    "kind",
                 )
             account = await check_user_name(connection, account, user_name)
             return created, account.as_balance()
@@ -140,6 +189,8 @@ async def get_balance(
 
     async def transaction(connection: asyncpg.Connection) -> tuple[Balance, int]:
         account = await find(connection, key)
+        if user_name and account.kind != "wallet":
+            raise account_not_found(key)  # TradeBoss sees wallets only
         if user_name and not account.user_name:
             async with connection.transaction():
                 account = await check_user_name(connection, await lock(connection, key), user_name)

@@ -41,6 +41,7 @@ STATUS_OF_OUTCOME: dict[Outcome, grpc.StatusCode] = {
     Outcome.TOO_MANY_DIGITS: grpc.StatusCode.INVALID_ARGUMENT,
     Outcome.ACCOUNT_NOT_FOUND: grpc.StatusCode.NOT_FOUND,
     Outcome.REQUEST_NOT_FOUND: grpc.StatusCode.NOT_FOUND,
+    Outcome.HOLD_NOT_FOUND: grpc.StatusCode.NOT_FOUND,
     Outcome.ACCOUNT_SCALE_MISMATCH: grpc.StatusCode.FAILED_PRECONDITION,
     Outcome.USER_NAME_MISMATCH: grpc.StatusCode.FAILED_PRECONDITION,
     Outcome.CANCEL_TARGET_MISMATCH: grpc.StatusCode.FAILED_PRECONDITION,
@@ -177,15 +178,21 @@ async def apply_item(
     except Exception as error:
         failure = call.failure(error)
         assert failure is not None  # only a cancelled call has none
-        code = STATUS_OF_OUTCOME.get(failure.outcome, grpc.StatusCode.INTERNAL)
-        return pb.MovementError(
-            code=code.value[0],
-            reason=failure.outcome.name,
-            field=failure.field,
-            message=failure.message,
-        )
+        return item_error(failure)
     finally:
         call.done()
+
+
+def item_error(failure: LedgerError) -> pb.MovementError:
+    """What an item of a batch call gets for the error status its own call
+    would have ended with."""
+    code = STATUS_OF_OUTCOME.get(failure.outcome, grpc.StatusCode.INTERNAL)
+    return pb.MovementError(
+        code=code.value[0],
+        reason=failure.outcome.name,
+        field=failure.field,
+        message=failure.message,
+    )
 
 
 async def _abort(call: _Call, context: grpc.aio.ServicerContext, error: BaseException) -> None:
@@ -198,6 +205,11 @@ async def _abort(call: _Call, context: grpc.aio.ServicerContext, error: BaseExce
         await context.abort(status.code, status.details, status.trailing_metadata)
 
 
+def _id_of(request: Any) -> str:
+    """The caller's id of a transfer or hold, for the log line."""
+    return str(getattr(request, "transfer_id", "") or getattr(request, "hold_id", ""))
+
+
 class _Call:
     """One call being answered: sets its context, and counts and logs it once."""
 
@@ -207,10 +219,12 @@ class _Call:
         self.outcome = "OK"
         self.trace_id = trace_id
         self.token = _CURRENT.set(CallContext(self.trace_id, deadline))
-        account = getattr(request, "account", None)
+        account = getattr(request, "account", None) or getattr(request, "debit_account", None)
         self.company_id = account.company_id if account is not None else 0
-        self.reference = getattr(request, "request_id", "") or (
-            account.customer if account is not None else ""
+        self.reference = (
+            getattr(request, "request_id", "")
+            or _id_of(request)
+            or (account.customer if account is not None else "")
         )
         metrics.IN_FLIGHT.labels(method).inc()
 

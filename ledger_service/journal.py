@@ -19,8 +19,9 @@ from .outcomes import Outcome
 # A page of the statement, newest first; each filter applies when its
 # parameter is not NULL (order_id: the TradeBoss orderId of the entry's request).
 # The columns an Entry is made of (journal_entries j), for every reader.
-ENTRY_COLUMNS = """j.entry_no, j.amount, j.counterparty, j.balance_after, j.cause,
-       j.request_unique_no, j.operation_type, j.overtrading_policy, j.trace_id, j.created_at"""
+ENTRY_COLUMNS = """j.entry_no, j.amount, j.counterparty, j.counterparty_customer, j.balance_after,
+       j.held_change, j.held_after, j.cause, j.request_unique_no, j.operation_type,
+       j.overtrading_policy, j.trace_id, j.created_at"""
 
 _PAGE = f"""
 SELECT {ENTRY_COLUMNS}
@@ -51,8 +52,13 @@ class EntryFilter:
 class Entry:
     entry_no: int
     amount: Decimal
-    counterparty: str  # the system account on the other side: clearing or funding
+    # The other side: a system account (clearing, funding), or another
+    # account's customer (transfers and holds).
+    counterparty: str | None
+    counterparty_customer: str | None
     balance_after: Decimal
+    held_change: Decimal
+    held_after: Decimal
     cause: str
     request_unique_no: str
     operation_type: str | None

@@ -24,6 +24,12 @@ class Balance:
     amount: Decimal
     digits: int
     user_name: str
+    # What open holds reserve; amount - held is what may be spent.
+    held: Decimal = Decimal(0)
+
+    @property
+    def available(self) -> Decimal:
+        return self.amount - self.held
 
 
 @dataclass(frozen=True)

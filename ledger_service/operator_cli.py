@@ -15,7 +15,8 @@ import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from ledger_client import (
     pb_grpc,
     result_name,
 )
+from ledger_client import transfers as client_transfers
 
 Command = Callable[[Any, argparse.Namespace], Awaitable[str]]
 
@@ -58,13 +60,22 @@ def _result(record: pb.RequestRecord) -> str:
 def _show_balance(balance: pb.Balance) -> str:
     user = f" (userName {balance.user_name})" if balance.user_name else ""
     key = balance.account
-    return f"{key.company_id}/{key.customer} {balance.amount} {key.currency}{user}"
+    held = (
+        f" (held {balance.held}, available {balance.available})"
+        if balance.held and Decimal(balance.held)
+        else ""
+    )
+    return f"{key.company_id}/{key.customer} {balance.amount} {key.currency}{held}{user}"
 
 
 async def open_account(stub: Any, flags: argparse.Namespace) -> str:
     answer = await stub.OpenAccount(
         pb.OpenAccountRequest(
-            account=_account(flags), digits=flags.digits, user_name=flags.user_name or ""
+            account=_account(flags),
+            digits=flags.digits,
+            user_name=flags.user_name or "",
+            kind=pb.ACCOUNT_KIND_INTERNAL if flags.internal else pb.ACCOUNT_KIND_WALLET,
+            allow_negative=flags.allow_negative,
         ),
         timeout=flags.timeout,
     )
@@ -85,17 +96,84 @@ def _funding(method: str) -> Command:
             ),
             timeout=flags.timeout,
         )
-        replay = " (repeat of an earlier request)" if answer.replayed else ""
-        result = result_name(result_type, answer.result)
-        if result != "APPLIED":
-            field = conflicting_field(result)
-            said = f"CONFLICT ({field} differs)" if field else result
-            raise Refused(f"{said}{replay}; balance {answer.balance.amount}")
+        replay = _applied(result_type, answer, answer.balance)
         if flags.json:
             return _json(_dict(answer))
         return f"{method.lower()} applied{replay}: {_show_balance(answer.balance)}"
 
     return run
+
+
+def _applied(result_type: Any, answer: Any, balance: pb.Balance) -> str:
+    """ " (repeat of an earlier request)" or "" for an applied answer; Refused
+    naming the result (or the field that differs) otherwise."""
+    replay = " (repeat of an earlier request)" if answer.replayed else ""
+    result = result_name(result_type, answer.result)
+    if result != "APPLIED":
+        field = conflicting_field(result)
+        said = f"CONFLICT ({field} differs)" if field else result
+        raise Refused(f"{said}{replay}; balance {balance.amount}")
+    return replay
+
+
+async def transfer(stub: Any, flags: argparse.Namespace) -> str:
+    answer = await client_transfers.transfer(
+        stub,
+        _account(flags),
+        flags.to,
+        flags.amount,
+        transfer_id=flags.key,
+        reference=flags.reference or "",
+        call_timeout=flags.timeout,
+    )
+    replay = _applied(pb.TransferResult, answer, answer.debit_balance)
+    if flags.json:
+        return _json(_dict(answer))
+    return (
+        f"transfer {flags.key} applied{replay}: {_show_balance(answer.debit_balance)} -> "
+        f"{_show_balance(answer.credit_balance)}"
+    )
+
+
+async def hold(stub: Any, flags: argparse.Namespace) -> str:
+    expires = datetime.now(UTC) + timedelta(seconds=flags.expires_in) if flags.expires_in else None
+    answer = await client_transfers.hold(
+        stub,
+        _account(flags),
+        flags.to,
+        flags.amount,
+        hold_id=flags.key,
+        expire_time=expires,
+        reference=flags.reference or "",
+        call_timeout=flags.timeout,
+    )
+    replay = _applied(pb.HoldResult, answer, answer.balance)
+    if flags.json:
+        return _json(_dict(answer))
+    return f"hold {flags.key} created{replay}: {_show_balance(answer.balance)}"
+
+
+async def post_hold(stub: Any, flags: argparse.Namespace) -> str:
+    answer = await client_transfers.post_hold(
+        stub, _account(flags), flags.id, flags.amount or "", call_timeout=flags.timeout
+    )
+    replay = _applied(pb.PostHoldResult, answer, answer.debit_balance)
+    if flags.json:
+        return _json(_dict(answer))
+    return (
+        f"hold {flags.id} posted {answer.posted_amount}{replay}: "
+        f"{_show_balance(answer.debit_balance)} -> {_show_balance(answer.credit_balance)}"
+    )
+
+
+async def void_hold(stub: Any, flags: argparse.Namespace) -> str:
+    answer = await client_transfers.void_hold(
+        stub, _account(flags), flags.id, call_timeout=flags.timeout
+    )
+    replay = _applied(pb.VoidHoldResult, answer, answer.balance)
+    if flags.json:
+        return _json(_dict(answer))
+    return f"hold {flags.id} voided{replay}: {_show_balance(answer.balance)}"
 
 
 async def balance(stub: Any, flags: argparse.Namespace) -> str:
@@ -118,7 +196,7 @@ async def exposure(stub: Any, flags: argparse.Namespace) -> str:
     answer = await stub.GetExposure(request, timeout=flags.timeout)
     if flags.json:
         return _json(_dict(answer))
-    rows = [("company", "currency", "wallets", "customers hold", "clearing", "funding")]
+    rows = [("company", "currency", "wallets", "customers hold", "internal", "clearing", "funding")]
     for item in answer.exposures:
         rows.append(
             (
@@ -126,6 +204,7 @@ async def exposure(stub: Any, flags: argparse.Namespace) -> str:
                 item.currency,
                 str(item.wallets),
                 item.customers,
+                item.internal,
                 item.clearing,
                 item.funding,
             )
@@ -133,7 +212,9 @@ async def exposure(stub: Any, flags: argparse.Namespace) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.rjust(widths[i]) for i, cell in enumerate(row)) for row in rows]
     when = f"as of {flags.as_of.isoformat()}" if flags.as_of else "now"
-    return "\n".join([f"exposure {when} (customers + clearing + funding = 0 per currency)", *lines])
+    return "\n".join(
+        [f"exposure {when} (customers + internal + clearing + funding = 0 per currency)", *lines]
+    )
 
 
 async def rebind_user_name(stub: Any, flags: argparse.Namespace) -> str:
@@ -409,6 +490,25 @@ def _parser() -> argparse.ArgumentParser:
     opened = command("open-account", open_account, "open a wallet (idempotent)")
     opened.add_argument("--digits", type=int, required=True, help="currency scale, 0..18")
     opened.add_argument("--user-name", help="bind TradeBoss's userName now")
+    opened.add_argument(
+        "--internal", action="store_true", help="an internal service's account, not a wallet"
+    )
+    opened.add_argument(
+        "--allow-negative", action="store_true", help="internal only: may go below zero"
+    )
+    moved = command("transfer", transfer, "move money to another account (idempotent by --key)")
+    held = command("hold", hold, "reserve money for another account (idempotent by --key)")
+    for sub in (moved, held):
+        sub.add_argument("--to", required=True, help="the credited account's customer")
+        sub.add_argument("--amount", required=True, help="decimal, e.g. 10.00")
+        sub.add_argument("--key", default=None, help="transfer or hold id (default: a new one)")
+        sub.add_argument("--reference", help="your reference, kept with it")
+    held.add_argument("--expires-in", type=float, help="seconds until it releases itself")
+    posted = command("post", post_hold, "turn a hold (of this debit account) into a transfer")
+    posted.add_argument("--id", required=True, help="the hold id")
+    posted.add_argument("--amount", help="part of the hold (default: all of it)")
+    voided = command("void", void_hold, "release a hold (of this debit account)")
+    voided.add_argument("--id", required=True, help="the hold id")
     for name, method in (("deposit", "Deposit"), ("withdraw", "Withdraw")):
         sub = command(name, _funding(method), f"{name} funds (idempotent by --key)")
         sub.add_argument("--amount", required=True, help="decimal, e.g. 100.00")

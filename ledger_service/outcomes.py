@@ -21,6 +21,7 @@ class Outcome(IntEnum):
     USER_NAME_MISMATCH = 7
     CANCEL_TARGET_MISMATCH = 8
     REQUEST_NOT_FOUND = 9
+    HOLD_NOT_FOUND = 10
     # Answers.
     CONFLICT = 20
     ALREADY_CANCELLED = 21
@@ -31,6 +32,11 @@ class Outcome(IntEnum):
     NOT_APPLIED = 26
     NEVER_RECEIVED = 27
     BALANCE_LIMIT_EXCEEDED = 28
+    # A hold's life.
+    HOLD_EXPIRED = 29
+    ALREADY_POSTED = 30
+    ALREADY_VOIDED = 31
+    POST_EXCEEDS_HOLD = 32
     # Infrastructure.
     UNAVAILABLE = 40
     DEADLINE_EXCEEDED = 41

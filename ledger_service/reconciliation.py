@@ -50,39 +50,109 @@ CHECKS: dict[str, str] = {
         LEFT JOIN journal_entries j
           ON j.company_id = r.company_id AND j.customer = r.customer
          AND j.currency = r.currency AND j.request_unique_no = r.request_unique_no
+         AND j.cause IN ('adjustment', 'reversal', 'deposit', 'withdrawal')
         WHERE $1 = 0 OR r.company_id = $1
         GROUP BY r.company_id, r.customer, r.currency, r.request_unique_no, r.kind, r.outcome
         HAVING count(j.entry_no) <> CASE WHEN r.outcome IN ('APPLIED', 'REVERSED') THEN 1 ELSE 0 END""",
-    # Double entry: each wallet's shares of its company's system accounts are
-    # the journal's transfers to and from them, and wallet + shares = 0.
+    # Double entry: each account's shares of its company's system accounts,
+    # and of the transfers between its accounts, are the journal's entries
+    # with them, and account + shares = 0.
     "conservation": """
         SELECT a.company_id, a.customer, a.currency, '' AS request_unique_no, 0::bigint AS entry_no,
-               format('balance %s + clearing share %s + funding share %s = %s; journal: '
-                      'clearing %s, funding %s', round(a.balance, a.digits),
+               format('balance %s + clearing share %s + funding share %s + transfer share %s = %s; '
+                      'journal: clearing %s, funding %s, transfers %s', round(a.balance, a.digits),
                       round(a.clearing_share, a.digits), round(a.funding_share, a.digits),
-                      round(a.balance + a.clearing_share + a.funding_share, a.digits),
+                      round(a.transfer_share, a.digits),
+                      round(a.balance + a.clearing_share + a.funding_share + a.transfer_share,
+                            a.digits),
                       round(coalesce(j.clearing, 0), a.digits),
-                      round(coalesce(j.funding, 0), a.digits)) AS detail
+                      round(coalesce(j.funding, 0), a.digits),
+                      round(coalesce(j.transfers, 0), a.digits)) AS detail
         FROM accounts a
         LEFT JOIN (SELECT company_id, customer, currency,
                           -sum(amount) FILTER (WHERE counterparty = 'clearing') AS clearing,
-                          -sum(amount) FILTER (WHERE counterparty = 'funding') AS funding
+                          -sum(amount) FILTER (WHERE counterparty = 'funding') AS funding,
+                          -sum(amount) FILTER (WHERE counterparty_customer IS NOT NULL)
+                              AS transfers
                    FROM journal_entries WHERE $1 = 0 OR company_id = $1
                    GROUP BY 1, 2, 3) j USING (company_id, customer, currency)
         WHERE ($1 = 0 OR a.company_id = $1)
-          AND (a.balance + a.clearing_share + a.funding_share <> 0
+          AND (a.balance + a.clearing_share + a.funding_share + a.transfer_share <> 0
                OR a.clearing_share <> coalesce(j.clearing, 0)
-               OR a.funding_share <> coalesce(j.funding, 0))""",
-    # Every company and currency's accounts (wallets, clearing, funding) sum to zero.
+               OR a.funding_share <> coalesce(j.funding, 0)
+               OR a.transfer_share <> coalesce(j.transfers, 0))""",
+    # Every company and currency's accounts (wallets, internal accounts,
+    # clearing, funding) sum to zero, and its transfers between accounts
+    # created and destroyed nothing.
     "company_conservation": """
         SELECT company_id, '' AS customer, currency, '' AS request_unique_no, 0::bigint,
-               format('wallets %s + clearing %s + funding %s = %s', trim_scale(wallets),
-                      trim_scale(clearing), trim_scale(funding),
-                      trim_scale(wallets + clearing + funding))
-        FROM (SELECT company_id, currency, sum(balance) AS wallets,
-                     sum(clearing_share) AS clearing, sum(funding_share) AS funding
+               format('accounts %s + clearing %s + funding %s = %s; transfer shares sum to %s',
+                      trim_scale(accounts), trim_scale(clearing), trim_scale(funding),
+                      trim_scale(accounts + clearing + funding), trim_scale(transfers))
+        FROM (SELECT company_id, currency, sum(balance) AS accounts,
+                     sum(clearing_share) AS clearing, sum(funding_share) AS funding,
+                     sum(transfer_share) AS transfers
               FROM accounts WHERE $1 = 0 OR company_id = $1 GROUP BY 1, 2) t
-        WHERE wallets + clearing + funding <> 0""",
+        WHERE accounts + clearing + funding <> 0 OR transfers <> 0""",
+    # What an account holds back is the sum of its open holds, and the
+    # journal's hold entries add up to it.
+    "held": """
+        SELECT a.company_id, a.customer, a.currency, '' AS request_unique_no, 0::bigint,
+               format('held %s, open holds %s, journal %s', trim_scale(a.held),
+                      trim_scale(coalesce(h.open, 0)), trim_scale(coalesce(j.held, 0)))
+        FROM accounts a
+        LEFT JOIN (SELECT company_id, customer, currency, sum(amount) AS open FROM transfers
+                   WHERE state = 'open' AND ($1 = 0 OR company_id = $1)
+                   GROUP BY 1, 2, 3) h USING (company_id, customer, currency)
+        LEFT JOIN (SELECT company_id, customer, currency, sum(held_change) AS held
+                   FROM journal_entries WHERE $1 = 0 OR company_id = $1
+                   GROUP BY 1, 2, 3) j USING (company_id, customer, currency)
+        WHERE ($1 = 0 OR a.company_id = $1)
+          AND (a.held <> coalesce(h.open, 0) OR a.held <> coalesce(j.held, 0))""",
+    # A created transfer is two entries that sum to zero, the debit one of
+    # -amount; a hold is one entry reserving its amount, and once closed one
+    # releasing it whole, a post also crediting the posted amount. Nothing
+    # else has entries.
+    "transfer_entries": """
+        SELECT t.company_id, t.customer, t.currency, t.transfer_id, 0::bigint,
+               format('%s %s %s of %s: entries %s', t.kind, t.result, coalesce(t.state::text, ''),
+                      trim_scale(t.amount), coalesce(j.shape, 'none'))
+        FROM transfers t
+        LEFT JOIN (SELECT company_id,
+                          CASE WHEN amount > 0 THEN counterparty_customer ELSE customer END
+                              AS debtor,
+                          request_unique_no,
+                          string_agg(format('%s %s/%s', cause, trim_scale(amount),
+                                            trim_scale(held_change)), ', '
+                                     ORDER BY cause, amount)
+                              AS shape,
+                          count(*) FILTER (WHERE cause = 'transfer') AS transfers,
+                          sum(amount) FILTER (WHERE cause = 'transfer' AND amount < 0) AS debited,
+                          sum(amount) FILTER (WHERE cause IN ('transfer', 'hold_post')) AS net,
+                          count(*) FILTER (WHERE cause = 'hold') AS holds,
+                          sum(held_change) FILTER (WHERE cause = 'hold') AS reserved,
+                          count(*) FILTER (WHERE cause IN ('hold_post', 'hold_void', 'hold_expiry')
+                                           AND held_change < 0) AS releases,
+                          sum(held_change) AS held,
+                          sum(amount) FILTER (WHERE cause = 'hold_post' AND amount > 0) AS posted,
+                          count(*) FILTER (WHERE cause = 'hold_post') AS posts
+                   FROM journal_entries
+                   WHERE counterparty_customer IS NOT NULL AND ($1 = 0 OR company_id = $1)
+                   GROUP BY 1, 2, 3) j
+          ON j.company_id = t.company_id AND j.debtor = t.customer
+         AND j.request_unique_no = t.transfer_id
+        WHERE ($1 = 0 OR t.company_id = $1) AND NOT (
+            CASE
+              WHEN t.result <> 'CREATED' THEN j.debtor IS NULL
+              WHEN t.kind = 'transfer' THEN
+                   j.transfers = 2 AND j.debited = -t.amount AND j.net = 0 AND j.holds = 0
+                   AND j.posts = 0
+              ELSE j.transfers = 0 AND j.holds = 1 AND j.reserved = t.amount AND j.net = 0
+                   AND CASE WHEN t.state = 'open' THEN j.releases = 0 AND j.held = t.amount
+                            ELSE j.releases = 1 AND j.held = 0 END
+                   AND CASE WHEN t.state = 'posted' THEN j.posts = 2 AND j.posted = t.posted_amount
+                            ELSE j.posts = 0 END
+            END)""",
     # An entry without its request record would be a half-applied request.
     "orphan_entry": """
         SELECT j.company_id, j.customer, j.currency, j.request_unique_no, j.entry_no,
@@ -91,7 +161,20 @@ CHECKS: dict[str, str] = {
         LEFT JOIN requests r
           ON r.company_id = j.company_id AND r.customer = j.customer
          AND r.request_unique_no = j.request_unique_no
-        WHERE ($1 = 0 OR j.company_id = $1) AND r.request_unique_no IS NULL""",
+        WHERE ($1 = 0 OR j.company_id = $1) AND j.counterparty_customer IS NULL
+          AND r.request_unique_no IS NULL""",
+    # An entry with another account names a transfer or hold of the debit
+    # account's customer (the customer, or the other side for a credit).
+    "orphan_transfer_entry": """
+        SELECT j.company_id, j.customer, j.currency, j.request_unique_no, j.entry_no,
+               format('%s entry of %s has no transfer record', j.cause, trim_scale(j.amount))
+        FROM journal_entries j
+        LEFT JOIN transfers t
+          ON t.company_id = j.company_id AND t.transfer_id = j.request_unique_no
+         AND t.customer = CASE WHEN j.amount > 0 THEN j.counterparty_customer ELSE j.customer END
+         AND t.currency = j.currency
+        WHERE ($1 = 0 OR j.company_id = $1) AND j.counterparty_customer IS NOT NULL
+          AND t.transfer_id IS NULL""",
     # A reversed adjustment names the cancel that reversed it, and that cancel
     # says REVERSED and names it back.
     "reversal_link": """
@@ -191,15 +274,19 @@ def _snapshot(connection: asyncpg.pool.PoolConnectionProxy) -> asyncpg.transacti
 # from the wallets' rows (the shares the transactions keep); as of a time,
 # from the journal (every transfer up to it).
 _EXPOSURE_NOW = """
-SELECT company_id, currency, max(digits) AS digits, count(*) AS wallets,
-       sum(balance) AS customers, sum(clearing_share) AS clearing,
-       sum(funding_share) AS funding
+SELECT company_id, currency, max(digits) AS digits,
+       count(*) FILTER (WHERE kind = 'wallet') AS wallets,
+       coalesce(sum(balance) FILTER (WHERE kind = 'wallet'), 0) AS customers,
+       coalesce(sum(balance) FILTER (WHERE kind = 'internal'), 0) AS internal,
+       sum(clearing_share) AS clearing, sum(funding_share) AS funding
 FROM accounts WHERE $1 = 0 OR company_id = $1
 GROUP BY 1, 2 ORDER BY 1, 2"""
 
 _EXPOSURE_AS_OF = """
-SELECT a.company_id, a.currency, max(a.digits) AS digits, count(DISTINCT a.customer) AS wallets,
-       coalesce(sum(j.amount), 0) AS customers,
+SELECT a.company_id, a.currency, max(a.digits) AS digits,
+       count(DISTINCT a.customer) FILTER (WHERE a.kind = 'wallet') AS wallets,
+       coalesce(sum(j.amount) FILTER (WHERE a.kind = 'wallet'), 0) AS customers,
+       coalesce(sum(j.amount) FILTER (WHERE a.kind = 'internal'), 0) AS internal,
        coalesce(-sum(j.amount) FILTER (WHERE j.counterparty = 'clearing'), 0) AS clearing,
        coalesce(-sum(j.amount) FILTER (WHERE j.counterparty = 'funding'), 0) AS funding
 FROM accounts a
@@ -212,14 +299,16 @@ GROUP BY 1, 2 ORDER BY 1, 2"""
 
 @dataclass(frozen=True)
 class Exposure:
-    """One company and currency: customers' holdings, and the system accounts
-    (negative: what they paid out). customers + clearing + funding = 0."""
+    """One company and currency: customers' holdings, internal accounts'
+    (fees, bonuses...), and the system accounts (negative: what they paid
+    out). customers + internal + clearing + funding = 0."""
 
     company_id: int
     currency: str
     digits: int
     wallets: int
     customers: Decimal
+    internal: Decimal
     clearing: Decimal
     funding: Decimal
 

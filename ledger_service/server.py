@@ -14,7 +14,7 @@ from grpc_reflection.v1alpha import reflection
 from ledger_client import pb, pb_grpc, tracing
 from ledger_client.admin_http import AdminListener, Reply, Route, json_reply
 
-from . import database, embedded_pg, metrics, migrations, security, sql_functions
+from . import database, embedded_pg, metrics, migrations, security, sql_functions, transfers
 from .interceptor import CallInterceptor
 from .servicer import LedgerServicer
 from .settings import Settings
@@ -101,6 +101,9 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
     if port == 0:
         raise SystemExit(f"cannot listen on {settings.listen}")
     await server.start()
+    sweeper = asyncio.create_task(
+        transfers.sweep_expired_holds(pool, settings.hold_sweep_interval), name="hold sweeper"
+    )
     for name in ("", SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     log.info(
@@ -121,6 +124,7 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
     log.info("shutting down: draining in-flight calls for up to %ss", settings.shutdown_grace)
     await health_servicer.enter_graceful_shutdown()
     await server.stop(settings.shutdown_grace)
+    sweeper.cancel()
     if admin is not None:
         await admin.close()
     await pool.close()

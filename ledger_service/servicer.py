@@ -28,11 +28,12 @@ from . import (
     journal,
     reconciliation,
     request_records,
+    transfers,
     validation,
 )
 from .errors import LedgerError
 from .group_commit import GroupCommit
-from .interceptor import ANSWER_MARGIN, apply_item, current_call
+from .interceptor import ANSWER_MARGIN, apply_item, current_call, item_error
 from .model import AccountKey, AdjustCommand, Balance, CancelCommand, FundingResult
 from .money import OvertradingPolicy, format_amount
 from .outcomes import Outcome
@@ -52,6 +53,11 @@ _CAUSE_TO_PB = {
     "withdrawal": pb.ENTRY_CAUSE_WITHDRAWAL,
     "adjustment": pb.ENTRY_CAUSE_ADJUSTMENT,
     "reversal": pb.ENTRY_CAUSE_REVERSAL,
+    "transfer": pb.ENTRY_CAUSE_TRANSFER,
+    "hold": pb.ENTRY_CAUSE_HOLD,
+    "hold_post": pb.ENTRY_CAUSE_HOLD_POST,
+    "hold_void": pb.ENTRY_CAUSE_HOLD_VOID,
+    "hold_expiry": pb.ENTRY_CAUSE_HOLD_EXPIRY,
 }
 
 
@@ -66,7 +72,13 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
     ) -> pb.OpenAccountResponse:
         call = current_call()
         created, balance = await accounts.open_account(
-            self._pool, _key(request.account), request.digits, request.user_name, call.deadline
+            self._pool,
+            _key(request.account),
+            request.digits,
+            request.user_name,
+            call.deadline,
+            internal=request.kind == pb.ACCOUNT_KIND_INTERNAL,
+            allow_negative=request.allow_negative,
         )
         return pb.OpenAccountResponse(created=created, balance=_balance(balance))
 
@@ -109,6 +121,99 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
             call.deadline,
         )
         return result
+
+    async def CreateTransfer(
+        self, request: pb.CreateTransferRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CreateTransferResponse:
+        call = current_call()
+        [answer] = await transfers.create(
+            self._pool, [_transfer(request, call.trace_id)], call.deadline
+        )
+        if isinstance(answer, LedgerError):
+            raise answer
+        return _transfer_response(answer)
+
+    async def CreateTransfers(
+        self, request: pb.CreateTransfersRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CreateTransfersResponse:
+        call = current_call()
+        answers = await transfers.create(
+            self._pool,
+            [_transfer(item, call.trace_id) for item in request.transfers],
+            call.deadline,
+        )
+        return pb.CreateTransfersResponse(
+            transfers=[
+                pb.TransferAnswer(error=item_error(answer))
+                if isinstance(answer, LedgerError)
+                else pb.TransferAnswer(transfer=_transfer_response(answer))
+                for answer in answers
+            ]
+        )
+
+    async def CreateHold(
+        self, request: pb.CreateHoldRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CreateHoldResponse:
+        call = current_call()
+        command = transfers.TransferCommand(
+            transfer_id=request.hold_id,
+            debit=_key(request.debit_account),
+            credit_customer=request.credit_customer,
+            amount=request.amount,
+            reference=request.reference,
+            metadata=request.metadata,
+            kind="hold",
+            expire_time=_datetime(request.expire_time) if request.HasField("expire_time") else None,
+            trace_id=call.trace_id,
+        )
+        [answer] = await transfers.create(self._pool, [command], call.deadline)
+        if isinstance(answer, LedgerError):
+            raise answer
+        return pb.CreateHoldResponse(
+            result=_result(pb.HoldResult, answer.outcome, answer.conflict_field),
+            balance=_balance(answer.debit),
+            replayed=answer.replayed,
+        )
+
+    async def PostHold(
+        self, request: pb.PostHoldRequest, context: grpc.aio.ServicerContext
+    ) -> pb.PostHoldResponse:
+        call = current_call()
+        closed = await transfers.close_hold(
+            self._pool,
+            _key(request.debit_account),
+            request.hold_id,
+            True,
+            request.amount,
+            call.trace_id,
+            call.deadline,
+        )
+        return pb.PostHoldResponse(
+            result=_result(pb.PostHoldResult, closed.outcome, "amount"),
+            debit_balance=_balance(closed.debit),
+            credit_balance=_balance(closed.credit),
+            posted_amount=format_amount(closed.posted, closed.debit.digits),
+            replayed=closed.replayed,
+        )
+
+    async def VoidHold(
+        self, request: pb.VoidHoldRequest, context: grpc.aio.ServicerContext
+    ) -> pb.VoidHoldResponse:
+        call = current_call()
+        closed = await transfers.close_hold(
+            self._pool,
+            _key(request.debit_account),
+            request.hold_id,
+            False,
+            "",
+            call.trace_id,
+            call.deadline,
+        )
+        return pb.VoidHoldResponse(
+            result=_result(pb.VoidHoldResult, closed.outcome),
+            balance=_balance(closed.debit),
+            replayed=closed.replayed,
+        )
 
     async def GetBalance(
         self, request: pb.GetBalanceRequest, context: grpc.aio.ServicerContext
@@ -334,6 +439,7 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
                     currency=item.currency,
                     wallets=item.wallets,
                     customers=format_amount(item.customers, item.digits),
+                    internal=format_amount(item.internal, item.digits),
                     clearing=format_amount(item.clearing, item.digits),
                     funding=format_amount(item.funding, item.digits),
                 )
@@ -419,6 +525,29 @@ def _balance(balance: Balance) -> pb.Balance:
         amount=format_amount(balance.amount, balance.digits),
         digits=balance.digits,
         user_name=balance.user_name,
+        held=format_amount(balance.held, balance.digits),
+        available=format_amount(balance.available, balance.digits),
+    )
+
+
+def _transfer(request: pb.CreateTransferRequest, trace_id: str) -> transfers.TransferCommand:
+    return transfers.TransferCommand(
+        transfer_id=request.transfer_id,
+        debit=_key(request.debit_account),
+        credit_customer=request.credit_customer,
+        amount=request.amount,
+        reference=request.reference,
+        metadata=request.metadata,
+        trace_id=trace_id,
+    )
+
+
+def _transfer_response(answer: transfers.TransferResult) -> pb.CreateTransferResponse:
+    return pb.CreateTransferResponse(
+        result=_result(pb.TransferResult, answer.outcome, answer.conflict_field),
+        debit_balance=_balance(answer.debit),
+        credit_balance=_balance(answer.credit),
+        replayed=answer.replayed,
     )
 
 
@@ -490,5 +619,8 @@ def _journal_entry(entry: journal.Entry, digits: int) -> pb.JournalEntry:
         else pb.OVERTRADING_POLICY_UNSPECIFIED,
         trace_id=entry.trace_id,
         create_time=_timestamp(entry.created_at),
-        counterparty=entry.counterparty,
+        counterparty=entry.counterparty or "",
+        counterparty_customer=entry.counterparty_customer or "",
+        held_change=format_amount(entry.held_change, digits),
+        held_after=format_amount(entry.held_after, digits),
     )

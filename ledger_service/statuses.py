@@ -1,5 +1,6 @@
-"""What the money-moving SQL functions answer: the PostgreSQL enum
-movement_status, mirrored here (tests/test_journal.py keeps the two equal)."""
+"""What the money-moving SQL functions answer: the PostgreSQL enums
+movement_status and transfer_status, mirrored here (tests/test_journal.py
+keeps each pair equal)."""
 
 from __future__ import annotations
 
@@ -30,3 +31,22 @@ class MovementStatus(StrEnum):
     ACCOUNT_NOT_FOUND = "ACCOUNT_NOT_FOUND"
     ACCOUNT_SCALE_MISMATCH = "ACCOUNT_SCALE_MISMATCH"
     USER_NAME_MISMATCH = "USER_NAME_MISMATCH"
+
+
+class TransferStatus(StrEnum):
+    """What the transfer and hold functions answer (functions/50_transfers.sql)."""
+
+    SEEN = "SEEN"
+    DEBIT_ACCOUNT_NOT_FOUND = "DEBIT_ACCOUNT_NOT_FOUND"
+    CREDIT_ACCOUNT_NOT_FOUND = "CREDIT_ACCOUNT_NOT_FOUND"
+    TOO_MANY_DIGITS = "TOO_MANY_DIGITS"
+    INSUFFICIENT_FUNDS = "INSUFFICIENT_FUNDS"
+    BALANCE_LIMIT_EXCEEDED = "BALANCE_LIMIT_EXCEEDED"
+    CREATED = "CREATED"
+    HOLD_NOT_FOUND = "HOLD_NOT_FOUND"
+    HOLD_EXPIRED = "HOLD_EXPIRED"
+    HOLD_POSTED = "HOLD_POSTED"
+    HOLD_VOIDED = "HOLD_VOIDED"
+    POST_EXCEEDS_HOLD = "POST_EXCEEDS_HOLD"
+    POSTED = "POSTED"
+    VOIDED = "VOIDED"

@@ -9,7 +9,7 @@ import grpc
 import pytest
 
 from ledger_client import pb, result_name
-from ledger_service.statuses import MovementStatus
+from ledger_service.statuses import MovementStatus, TransferStatus
 
 from .conftest import ROOT, unique
 from .ledger_calls import OPEN, adjust_request, error_detail, outcome_of
@@ -94,6 +94,11 @@ async def test_the_sql_and_python_status_enums_are_one_list(db):
     }
     assert set(outcomes) <= results
     assert set(outcomes) <= set(statuses)
+    async with db.acquire() as connection:
+        transfer_statuses = await connection.fetchval(
+            "SELECT enum_range(NULL::transfer_status)::text[]"
+        )
+    assert transfer_statuses == [status.value for status in TransferStatus]
 
 
 def test_every_sql_function_has_one_current_definition():

@@ -185,6 +185,7 @@ async def test_exposure_says_where_the_money_is_now_and_as_of_a_time(
         "USD",
         "2",
         "120.00",
+        "0.00",
         "30.00",
         "-150.00",
     ]
@@ -203,6 +204,7 @@ async def test_exposure_says_where_the_money_is_now_and_as_of_a_time(
         "USD",
         "2",
         "150.00",
+        "0.00",
         "0.00",
         "-150.00",
     ]

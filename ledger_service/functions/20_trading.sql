@@ -22,11 +22,15 @@ CREATE FUNCTION ledger_adjust(
 LANGUAGE plpgsql AS $$
 DECLARE
     v_wallet_found boolean;
+    v_held numeric;
     v_applied numeric := 0;
 BEGIN
-    -- Serializes every request on this wallet, and nothing else.
-    SELECT a.balance, a.digits, a.user_name INTO balance, digits, user_name FROM accounts a
+    -- Serializes every request on this wallet, and nothing else. An internal
+    -- account is no TradeBoss wallet: not found.
+    SELECT a.balance, a.digits, a.user_name, a.held INTO balance, digits, user_name, v_held
+    FROM accounts a
     WHERE a.company_id = p_company_id AND a.customer = p_customer AND a.currency = p_currency
+      AND a.kind = 'wallet'
     FOR UPDATE;
     v_wallet_found := FOUND;
 
@@ -52,9 +56,11 @@ BEGIN
     ELSIF user_name IS NOT NULL AND user_name <> p_user_name THEN
         status := 'USER_NAME_MISMATCH';
         refused_field := 'user_name';
-    ELSIF p_delta < 0 AND balance + p_delta < 0 AND NOT p_may_overdraw THEN
-        -- No overdraft: a debit may not go below zero, unless it is an
-        -- ABNORMAL_OVERTRADING. Credits never need the check.
+    ELSIF p_delta < 0 AND NOT p_may_overdraw
+          AND balance - ledger_held(p_company_id, p_customer, p_currency, v_held) + p_delta < 0 THEN
+        -- No overdraft: a debit may not spend below zero nor what holds
+        -- reserve, unless it is an ABNORMAL_OVERTRADING. Credits never need
+        -- the check.
         status := 'INSUFFICIENT_BALANCE';
     ELSIF abs(balance + p_delta) >= p_balance_limit THEN
         status := 'BALANCE_LIMIT_EXCEEDED';

@@ -14,11 +14,14 @@ LANGUAGE plpgsql AS $$
 DECLARE
     v_delta numeric := CASE WHEN p_kind = 'deposit' THEN p_amount ELSE -p_amount END;
     v_applied numeric := 0;
+    v_held numeric;
+    v_allow_negative boolean;
 BEGIN
     PERFORM ledger_lock_accounts(ARRAY[p_company_id], ARRAY[p_customer], ARRAY[p_currency]);
-    SELECT a.balance, a.digits, a.user_name INTO balance, digits, user_name FROM accounts a
-    WHERE a.company_id = p_company_id AND a.customer = p_customer AND a.currency = p_currency
-    FOR UPDATE;
+    SELECT a.balance, a.digits, a.user_name, a.held, a.allow_negative
+    INTO balance, digits, user_name, v_held, v_allow_negative
+    FROM accounts a
+    WHERE a.company_id = p_company_id AND a.customer = p_customer AND a.currency = p_currency;
     IF NOT FOUND THEN
         status := 'ACCOUNT_NOT_FOUND';
         RETURN;
@@ -36,9 +39,11 @@ BEGIN
         RETURN;
     END IF;
 
-    -- A withdrawal never takes the balance below zero; a deposit always lands
-    -- within the stated maximum.
-    IF v_delta < 0 AND balance + v_delta < 0 THEN
+    -- A withdrawal never takes the balance below zero nor spends what holds
+    -- reserve (an internal account opened with allow_negative may go below);
+    -- a deposit always lands within the stated maximum.
+    IF v_delta < 0 AND NOT v_allow_negative
+       AND balance - ledger_held(p_company_id, p_customer, p_currency, v_held) + v_delta < 0 THEN
         status := 'INSUFFICIENT_BALANCE';
     ELSIF abs(balance + v_delta) >= p_balance_limit THEN
         status := 'BALANCE_LIMIT_EXCEEDED';
