@@ -64,6 +64,14 @@ CANCEL_VARIANTS = st.sampled_from(
 
 
 @dataclass
+class Hold:
+    wallet: int
+    amount: Decimal
+    state: str = "open"  # posted, voided
+    posted: Decimal = Decimal(0)
+
+
+@dataclass
 class Execute:
     wallet: int
     body: dict[str, Any]
@@ -89,6 +97,10 @@ class TradeBossModel(RuleBasedStateMachine):
         # Insertion-ordered, so that hypothesis draws replay the same choices.
         self.tombstones: dict[str, int] = {}  # number -> wallet (numbers are per customer)
         self.cancels: dict[str, tuple[dict[str, Any], str]] = {}
+        # Internal services' side: what holds reserve, and transfers' answers.
+        self.held: list[Decimal] = []
+        self.holds: dict[str, Hold] = {}
+        self.transfers: dict[str, tuple[pb.CreateTransferRequest, int]] = {}
 
     def teardown(self) -> None:
         self.http.close()
@@ -133,6 +145,7 @@ class TradeBossModel(RuleBasedStateMachine):
             self.stub.OpenAccount(pb.OpenAccountRequest(account=key, digits=2, user_name=user_name))
             self.wallets.append((customer, user_name))
             self.balances.append(Decimal("0.00"))
+            self.held.append(Decimal("0.00"))
 
     @rule(index=st.integers(0, 1), amount=AMOUNTS)
     def deposit(self, index: int, amount: str) -> None:
@@ -165,7 +178,7 @@ class TradeBossModel(RuleBasedStateMachine):
         signed = Decimal(amount)
         if self.tombstones.get(number) == index:
             code, delta = "LW_4003", Decimal(0)
-        elif operation == "OPEN_POSITION" and self.balances[index] - signed < 0:
+        elif operation == "OPEN_POSITION" and self._available(index) - signed < 0:
             code, delta = "LW_4001", Decimal(0)
         else:
             code = "0"
@@ -271,7 +284,106 @@ class TradeBossModel(RuleBasedStateMachine):
     def query(self, index: int) -> None:
         answer = self._post(QUERY, self._wallet_fields(index))
         assert answer["code"] == "0"
-        assert answer["data"]["amount"] == f"{self.balances[index]:.2f}"
+        assert answer["data"]["amount"] == f"{self._available(index):.2f}"
+
+    # --- internal services: transfers and holds between the two wallets ---------
+
+    def _available(self, index: int) -> Decimal:
+        return self.balances[index] - self.held[index]
+
+    def _key(self, index: int) -> pb.AccountKey:
+        return pb.AccountKey(company_id=1, customer=self.wallets[index][0], currency="USD")
+
+    @rule(index=st.integers(0, 1), amount=AMOUNTS)
+    def transfer(self, index: int, amount: str) -> None:
+        request = pb.CreateTransferRequest(
+            transfer_id=f"tr-{uuid.uuid4().hex}",
+            debit_account=self._key(index),
+            credit_customer=self.wallets[1 - index][0],
+            amount=amount,
+        )
+        answer = self.stub.CreateTransfer(request)
+        if self._available(index) < Decimal(amount):
+            assert answer.result == pb.TRANSFER_RESULT_INSUFFICIENT_BALANCE
+        else:
+            assert answer.result == pb.TRANSFER_RESULT_APPLIED
+            self.balances[index] -= Decimal(amount)
+            self.balances[1 - index] += Decimal(amount)
+        self.transfers[request.transfer_id] = (request, answer.result)
+
+    @precondition(lambda self: self.transfers)
+    @rule(data=st.data())
+    def repeat_transfer(self, data: st.DataObject) -> None:
+        request, result = self.transfers[data.draw(st.sampled_from(list(self.transfers)))]
+        answer = self.stub.CreateTransfer(request)
+        assert (answer.result, answer.replayed) == (result, True)
+
+    @rule(index=st.integers(0, 1), amount=AMOUNTS)
+    def hold(self, index: int, amount: str) -> None:
+        hold_id = f"hold-{uuid.uuid4().hex}"
+        answer = self.stub.CreateHold(
+            pb.CreateHoldRequest(
+                hold_id=hold_id,
+                debit_account=self._key(index),
+                credit_customer=self.wallets[1 - index][0],
+                amount=amount,
+            )
+        )
+        if self._available(index) < Decimal(amount):
+            assert answer.result == pb.HOLD_RESULT_INSUFFICIENT_BALANCE
+            return
+        assert answer.result == pb.HOLD_RESULT_APPLIED
+        assert answer.balance.available == f"{self._available(index) - Decimal(amount):.2f}"
+        self.held[index] += Decimal(amount)
+        self.holds[hold_id] = Hold(index, Decimal(amount))
+
+    @precondition(lambda self: self.holds)
+    @rule(data=st.data(), part=st.sampled_from(["", "half"]))
+    def post_hold(self, data: st.DataObject, part: str) -> None:
+        hold_id = data.draw(st.sampled_from(list(self.holds)))
+        hold = self.holds[hold_id]
+        amount = (hold.amount / 2).quantize(Decimal("0.01")) if part else hold.amount
+        answer = self.stub.PostHold(
+            pb.PostHoldRequest(
+                debit_account=self._key(hold.wallet),
+                hold_id=hold_id,
+                amount=f"{amount:.2f}" if part else "",
+            )
+        )
+        if hold.state == "voided":
+            assert answer.result == pb.POST_HOLD_RESULT_ALREADY_VOIDED
+        elif hold.state == "posted":
+            expected = (
+                pb.POST_HOLD_RESULT_APPLIED
+                if amount == hold.posted
+                else pb.POST_HOLD_RESULT_EXISTS_WITH_DIFFERENT_AMOUNT
+            )
+            assert answer.result == expected
+        else:
+            assert (answer.result, answer.replayed) == (pb.POST_HOLD_RESULT_APPLIED, False)
+            hold.state, hold.posted = "posted", amount
+            self.held[hold.wallet] -= hold.amount
+            self.balances[hold.wallet] -= amount
+            self.balances[1 - hold.wallet] += amount
+
+    @precondition(lambda self: self.holds)
+    @rule(data=st.data())
+    def void_hold(self, data: st.DataObject) -> None:
+        hold_id = data.draw(st.sampled_from(list(self.holds)))
+        hold = self.holds[hold_id]
+        answer = self.stub.VoidHold(
+            pb.VoidHoldRequest(debit_account=self._key(hold.wallet), hold_id=hold_id)
+        )
+        if hold.state == "posted":
+            assert answer.result == pb.VOID_HOLD_RESULT_ALREADY_POSTED
+            return
+        assert (answer.result, answer.replayed) == (
+            pb.VOID_HOLD_RESULT_APPLIED,
+            hold.state == "voided",
+        )
+        if hold.state == "open":
+            hold.state = "voided"
+            self.held[hold.wallet] -= hold.amount
 
 
 def test_facade_and_ledger_follow_the_model(facade, ledger_server):
@@ -286,3 +398,9 @@ def test_facade_and_ledger_follow_the_model(facade, ledger_server):
             suppress_health_check=[HealthCheck.too_slow],
         ),
     )
+    # And the books prove every sequence: conservation, holds, transfers.
+    with grpc.insecure_channel(ledger_server.target) as channel:
+        answers = list(pb_grpc.LedgerServiceStub(channel).Reconcile(pb.ReconcileRequest()))
+    found = [answer.discrepancy for answer in answers if answer.HasField("discrepancy")]
+    assert found == []
+    assert answers[-1].summary.discrepancies == 0
