@@ -32,7 +32,7 @@ async def test_sigkill_under_load_then_restart_keeps_the_books(ledger_factory, d
             except grpc.aio.AioRpcError:
                 return  # unknown: TradeBoss will cancel it
             answers[request.request_id] = outcome_of(answer)
-            if len(answers) >= 50:
+            if len(answers) >= 150:
                 first_answers.set()
 
         load = [asyncio.create_task(send(r)) for r in requests]
@@ -40,7 +40,7 @@ async def test_sigkill_under_load_then_restart_keeps_the_books(ledger_factory, d
         batches, movements = await ledger_batches(ledger)
         ledger.kill()
         await asyncio.gather(*load)
-    assert 50 <= len(answers) < len(requests), "the kill should land mid-load"
+    assert 150 <= len(answers) < len(requests), "the kill should land mid-load"
     assert movements / batches > 2, "the batches in flight should hold many movements"
 
     ledger.start()
