@@ -365,3 +365,36 @@ async def test_the_operator_cli_transfers_holds_posts_and_voids(ledger_server, o
 
     await asyncio.to_thread(run)
     await assert_books_balance(db)
+
+
+@pytest.mark.parametrize("step", ["create", "post", "void"])
+async def test_twenty_racing_copies_of_each_hold_step_apply_it_once(
+    ledger_stub, open_wallet, db, step
+):
+    customer, merchant = await open_wallet(balance="50.00"), await open_wallet(balance="0")
+    hold = _hold(customer, merchant, "20.00")
+    if step == "create":
+        calls = [ledger_stub.CreateHold(hold) for _ in range(20)]
+    else:
+        await ledger_stub.CreateHold(hold)
+        key = {"debit_account": customer.key, "hold_id": hold.hold_id}
+        calls = [
+            ledger_stub.PostHold(pb.PostHoldRequest(**key))
+            if step == "post"
+            else ledger_stub.VoidHold(pb.VoidHoldRequest(**key))
+            for _ in range(20)
+        ]
+    answers = await asyncio.gather(*calls)
+    assert {answer.result for answer in answers} == {
+        {"create": pb.HOLD_RESULT_APPLIED, "post": pb.POST_HOLD_RESULT_APPLIED}.get(
+            step, pb.VOID_HOLD_RESULT_APPLIED
+        )
+    }
+    assert sum(not answer.replayed for answer in answers) == 1
+    balance = await _balance(ledger_stub, customer)
+    assert (balance.amount, balance.held) == {
+        "create": ("50.00", "20.00"),
+        "post": ("30.00", "0.00"),
+        "void": ("50.00", "0.00"),
+    }[step]
+    await assert_books_balance(db)
