@@ -14,7 +14,7 @@ from grpc_reflection.v1alpha import reflection
 from ledger_client import pb, pb_grpc, tracing
 from ledger_client.admin_http import AdminListener, Reply, Route, json_reply
 
-from . import database, embedded_pg, metrics, migrations, security, sql_functions
+from . import database, embedded_pg, feed, metrics, migrations, security, sql_functions
 from .interceptor import CallInterceptor
 from .servicer import LedgerServicer
 from .settings import Settings
@@ -78,7 +78,18 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
             ("grpc.http2.min_recv_ping_interval_without_data_ms", 20_000),
         ],
     )
-    pb_grpc.add_LedgerServiceServicer_to_server(LedgerServicer(pool, settings), server)
+    # The journal feed's LISTEN connection, and its wake-up after every commit.
+    journal_feed = feed.JournalFeed(
+        pool,
+        url,
+        read_deadline=settings.default_deadline,
+        max_concurrent_reads=max(1, settings.pool_max_size // 4),
+    )
+    await journal_feed.start()
+    database.after_commit(pool, journal_feed.journal_appended)
+    pb_grpc.add_LedgerServiceServicer_to_server(
+        LedgerServicer(pool, settings, journal_feed), server
+    )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
@@ -120,7 +131,10 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
 
     log.info("shutting down: draining in-flight calls for up to %ss", settings.shutdown_grace)
     await health_servicer.enter_graceful_shutdown()
-    await server.stop(settings.shutdown_grace)
+    # Watch streams never end on their own: they end now (UNAVAILABLE, so
+    # their callers resume on another replica) while the rest drains.
+    await asyncio.gather(server.stop(settings.shutdown_grace), journal_feed.close())
+    database.after_commit(pool, None)
     if admin is not None:
         await admin.close()
     await pool.close()
