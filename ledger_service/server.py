@@ -72,10 +72,12 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
     interceptors.append(CallInterceptor(settings.default_deadline))
     server = grpc.aio.server(
         interceptors=interceptors,
-        # The client package pings idle connections every 30 s: allow it.
+        # The client package pings idle connections every 30 s: allow it. (This
+        # is the key gRPC core reads; "min_recv_ping_interval..." is ignored,
+        # and a WatchJournal stream quiet for minutes was cut by too_many_pings.)
         options=[
             ("grpc.keepalive_permit_without_calls", 1),
-            ("grpc.http2.min_recv_ping_interval_without_data_ms", 20_000),
+            ("grpc.http2.min_ping_interval_without_data_ms", 20_000),
         ],
     )
     # The journal feed's LISTEN connection, and its wake-up after every commit.
@@ -83,6 +85,7 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
         pool,
         url,
         read_deadline=settings.default_deadline,
+        recheck_after=settings.feed_recheck_after,
         max_concurrent_reads=max(1, settings.pool_max_size // 4),
     )
     await journal_feed.start()
