@@ -52,7 +52,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -71,7 +71,8 @@ CHANNEL = "ledger_journal"
 PAGE_SIZE = 500
 # At most one NOTIFY per this many seconds per process.
 NOTIFY_INTERVAL = 0.02
-# A caught-up watcher reads again after this long without a wake-up.
+# A caught-up watcher reads again after this long without a wake-up (the
+# default of settings.feed_recheck_after).
 RECHECK_AFTER = 1.0
 # A watcher that has nothing to send tells its caller how far it has read
 # (an empty response) at most this often.
@@ -174,6 +175,37 @@ async def _read_page(
     return _Page(entries, rows[0]["horizon"], rows[0]["ceiling"])
 
 
+class Coalesced:
+    """Calls send() soon after each request(), but never two at once and never
+    two within min_interval: requests made meanwhile are served by the next
+    call (one NOTIFY stands for every commit before it)."""
+
+    def __init__(self, send: Callable[[], Awaitable[None]], min_interval: float) -> None:
+        self._send = send
+        self._min_interval = min_interval
+        self._pending = False
+        self._task: asyncio.Task[None] | None = None
+
+    def request(self) -> None:
+        self._pending = True
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name="coalesced call")
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._pending:
+            self._pending = False
+            started = loop.time()
+            await self._send()
+            await asyncio.sleep(max(0.0, started + self._min_interval - loop.time()))
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+
 class JournalFeed:
     """One per ledger process: the LISTEN connection and its watchers, the
     coalescing NOTIFY sender, and the watchers' reads."""
@@ -184,12 +216,14 @@ class JournalFeed:
         dsn: str,
         *,
         read_deadline: float,
+        recheck_after: float = RECHECK_AFTER,
         page_size: int = PAGE_SIZE,
         max_concurrent_reads: int = 2,
     ) -> None:
         self._pool = pool
         self._dsn = dsn
         self._read_deadline = read_deadline
+        self._recheck_after = recheck_after
         self._page_size = page_size
         # Watchers catching up share a few pool connections, never all of them:
         # the writers' share of the pool stays theirs.
@@ -198,8 +232,7 @@ class JournalFeed:
         self._connection: asyncpg.Connection | None = None
         # The NOTIFY and the liveness check share the connection: one at a time.
         self._connection_lock = asyncio.Lock()
-        self._pending = False
-        self._sender: asyncio.Task[None] | None = None
+        self._notify = Coalesced(self._send_notify, NOTIFY_INTERVAL)
         self._keeper: asyncio.Task[None] | None = None
         self._closing = False
 
@@ -214,11 +247,11 @@ class JournalFeed:
         """End every watch (UNAVAILABLE: callers resume elsewhere) and stop listening."""
         self._closing = True
         self._wake_all()
-        for task in (self._keeper, self._sender):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        await self._notify.close()
+        if self._keeper is not None:
+            self._keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._keeper
         if self._connection is not None:
             await self._connection.close()
             self._connection = None
@@ -293,25 +326,18 @@ class JournalFeed:
     def journal_appended(self) -> None:
         """A transaction that may have appended journal entries committed:
         wake the watchers of every replica (soon, not once per commit)."""
-        self._pending = True
-        if self._sender is None or self._sender.done():
-            self._sender = asyncio.create_task(self._notify(), name="journal feed notify")
+        self._notify.request()
 
-    async def _notify(self) -> None:
-        loop = asyncio.get_running_loop()
-        while self._pending:
-            self._pending = False
-            sent_at = loop.time()
-            connection = self._connection
-            if connection is not None:
-                try:
-                    async with self._connection_lock:
-                        await connection.execute(f"NOTIFY {CHANNEL}")
-                    metrics.JOURNAL_NOTIFIES.inc()
-                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
-                    # The watchers' timer reads what this would have announced.
-                    log.info("journal feed NOTIFY failed: %r", error)
-            await asyncio.sleep(max(0.0, sent_at + NOTIFY_INTERVAL - loop.time()))
+    async def _send_notify(self) -> None:
+        connection = self._connection
+        if connection is None:
+            return  # the watchers' timer reads what this would have announced
+        try:
+            async with self._connection_lock:
+                await connection.execute(f"NOTIFY {CHANNEL}")
+            metrics.JOURNAL_NOTIFIES.inc()
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+            log.info("journal feed NOTIFY failed: %r", error)
 
     # --- watchers ---------------------------------------------------------------
 
@@ -367,5 +393,5 @@ class JournalFeed:
                 if len(page.entries) >= self._page_size:
                     continue  # behind: the next page at once
                 with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(RECHECK_AFTER):
+                    async with asyncio.timeout(self._recheck_after):
                         await woken.wait()
