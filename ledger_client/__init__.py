@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from .channel import ChannelSecurity, open_channel
 from .errors import ErrorDetail, conflicting_field, error_detail, result_name
+from .feed import format_position, parse_position, watch_journal
 from .generated.ledger.v2 import ledger_pb2 as pb
 from .generated.ledger.v2 import ledger_pb2_grpc as pb_grpc
 
@@ -18,8 +19,11 @@ __all__ = [
     "ErrorDetail",
     "conflicting_field",
     "error_detail",
+    "format_position",
     "open_channel",
+    "parse_position",
     "pb",
     "pb_grpc",
     "result_name",
+    "watch_journal",
 ]

@@ -176,7 +176,7 @@ async def open_account(
             account = await check_user_name(connection, account, user_name)
             return created, account.as_balance()
 
-    return await run_transaction(pool, transaction, deadline)
+    return await run_transaction(pool, transaction, deadline, appends_journal=False)
 
 
 async def get_balance(
@@ -198,7 +198,7 @@ async def get_balance(
             await check_user_name(connection, account, user_name)
         return account.as_balance(), account.entry_count
 
-    return await run_transaction(pool, transaction, deadline)
+    return await run_transaction(pool, transaction, deadline, appends_journal=False)
 
 
 async def rebind_user_name(
@@ -228,7 +228,7 @@ async def rebind_user_name(
             trace_id,
         )
 
-    row = await run_transaction(pool, transaction, deadline)
+    row = await run_transaction(pool, transaction, deadline, appends_journal=False)
     if MovementStatus(row["status"]) is MovementStatus.ACCOUNT_NOT_FOUND:
         raise account_not_found(key)
     return Balance(key, row["balance"], row["digits"], user_name), row["previous_user_name"] or ""

@@ -136,15 +136,35 @@ async def wait_for_database(dsn: str, within: float) -> None:
             return
 
 
+# What runs after each transaction of a pool that may have appended journal
+# entries: the journal feed's wake-up (feed.JournalFeed.journal_appended),
+# set by the server. Here because every transaction that moves money commits
+# in run_transaction, whoever wrote it (group commit, funding, the next use
+# case): none of them needs to know the feed exists.
+_AFTER_COMMIT: dict[asyncpg.Pool, Callable[[], None]] = {}
+
+
+def after_commit(pool: asyncpg.Pool, hook: Callable[[], None] | None) -> None:
+    """Call hook after every committed run_transaction on pool (None: stop)."""
+    if hook is None:
+        _AFTER_COMMIT.pop(pool, None)
+    else:
+        _AFTER_COMMIT[pool] = hook
+
+
 async def run_transaction(
     pool: asyncpg.Pool,
     work: Callable[[asyncpg.Connection], Awaitable[T]],
     deadline: float,
+    *,
+    appends_journal: bool = True,
 ) -> T:
     """Run work(connection) until it returns, or the loop-time deadline passes.
 
     work opens its own `connection.transaction()`, so a reader sees the whole
-    transaction in one function.
+    transaction in one function. Once it committed, the pool's after_commit
+    hook runs, unless the caller says it appends no journal entries (reads:
+    a forgotten one only costs the feed's watchers a read).
     """
     loop = asyncio.get_running_loop()
     attempt = 0
@@ -154,7 +174,11 @@ async def run_transaction(
             async with asyncio.timeout_at(deadline):
                 connection = await pool.acquire()
                 try:
-                    return await work(cast(asyncpg.Connection, connection))
+                    result = await work(cast(asyncpg.Connection, connection))
+                    hook = _AFTER_COMMIT.get(pool) if appends_journal else None
+                    if hook is not None:
+                        hook()
+                    return result
                 except (
                     asyncpg.exceptions.InterfaceError,
                     asyncpg.exceptions.InternalClientError,

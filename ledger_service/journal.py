@@ -118,7 +118,7 @@ async def balance_as_of(
             return account.as_balance(Decimal(0)), 0
         return account.as_balance(row["balance_after"]), row["entry_no"]
 
-    return await run_transaction(pool, read, deadline)
+    return await run_transaction(pool, read, deadline, appends_journal=False)
 
 
 MAX_PAGE_SIZE = 1000
@@ -162,7 +162,7 @@ async def list_entries(
         more = len(rows) > page_size
         return account.digits, entries, str(entries[-1].entry_no) if more else ""
 
-    return await run_transaction(pool, read, deadline)
+    return await run_transaction(pool, read, deadline, appends_journal=False)
 
 
 def _key(key: AccountKey) -> tuple[int, str, str]:

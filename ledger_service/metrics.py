@@ -60,6 +60,19 @@ BATCH_SIZE = Histogram(
     buckets=(1, 2, 4, 8, 16, 32, 64, 128),
 )
 
+JOURNAL_WATCHERS = Gauge("ledger_journal_watchers", "WatchJournal streams open on this ledger")
+JOURNAL_ENTRIES_SENT = Counter(
+    "ledger_journal_entries_sent_total", "Journal entries sent to WatchJournal streams"
+)
+JOURNAL_NOTIFIES = Counter(
+    "ledger_journal_notifies_total",
+    "NOTIFY ledger_journal sent after commits (at most one per 20 ms: commits fold together)",
+)
+JOURNAL_WAKEUPS = Counter(
+    "ledger_journal_wakeups_total",
+    "Notifications on ledger_journal received (from any replica), each waking every watcher",
+)
+
 
 def money_moved(currency: str, operation: str, amount: Decimal) -> None:
     if amount:

@@ -27,10 +27,13 @@ from ledger_client import (
     ChannelSecurity,
     conflicting_field,
     error_detail,
+    format_position,
     open_channel,
+    parse_position,
     pb,
     pb_grpc,
     result_name,
+    watch_journal,
 )
 from ledger_client import transfers as client_transfers
 
@@ -439,6 +442,47 @@ async def export(stub: Any, flags: argparse.Namespace) -> str:
     return ""
 
 
+async def watch(stub: Any, flags: argparse.Namespace) -> str:
+    """Print the journal feed as it comes, one line per entry (a JSON object
+    per line with --json), until Ctrl-C or --count entries; the first column
+    is the position to give --after to go on from there."""
+    printed = 0
+    async for item in watch_journal(
+        stub, flags.company_id or 0, flags.after, from_now=flags.from_now
+    ):
+        print(_watched_line(item, flags.json), flush=True)
+        printed += 1
+        if printed == flags.count:
+            break
+    return ""
+
+
+def _watched_line(item: pb.WatchedEntry, as_json: bool) -> str:
+    if as_json:
+        return json.dumps(_dict(item), sort_keys=True)
+    key, entry = item.account, item.entry
+    return "  ".join(
+        [
+            format_position(item.position),
+            f"{key.company_id}/{key.customer}/{key.currency}",
+            f"#{entry.entry_no}",
+            entry.create_time.ToJsonString(),
+            pb.EntryCause.Name(entry.cause).removeprefix("ENTRY_CAUSE_").lower(),
+            entry.amount,
+            f"balance {entry.balance_after}",
+            entry.request_id,
+            entry.trace_id,
+        ]
+    ).rstrip()
+
+
+def _position(text: str) -> pb.JournalPosition:
+    try:
+        return parse_position(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def _enum_text(enum: Any, value: int, prefix: str) -> str:
     return "" if value == 0 else str(enum.Name(value)).removeprefix(prefix)
 
@@ -561,6 +605,21 @@ def _parser() -> argparse.ArgumentParser:
     exported.add_argument("--company-id", type=int, help="only this company")
     exported.add_argument("--output", help="CSV file (default: standard output)")
     exported.set_defaults(run=export)
+    watched = commands.add_parser(
+        "watch", help="print the journal feed as it comes, one line per entry (Ctrl-C stops)"
+    )
+    watched.add_argument("--company-id", type=int, help="only this company")
+    start = watched.add_mutually_exclusive_group()
+    start.add_argument(
+        "--after",
+        type=_position,
+        help="continue after this position (an earlier line's first column); "
+        "default: from the journal's first entry",
+    )
+    start.add_argument("--from-now", action="store_true", help="only entries committed from now")
+    watched.add_argument("--count", type=int, help="stop after this many entries")
+    watched.add_argument("--json", action="store_true", help="one JSON object per line")
+    watched.set_defaults(run=watch)
     return parser
 
 
@@ -573,7 +632,10 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    return asyncio.run(_run(flags, security))
+    try:
+        return asyncio.run(_run(flags, security))
+    except KeyboardInterrupt:  # how `watch` is meant to end
+        return 130
 
 
 def _security(flags: argparse.Namespace) -> ChannelSecurity:

@@ -88,7 +88,7 @@ async def get_request(
     async def read(connection: asyncpg.Connection) -> RequestRecord | None:
         return await find(connection, key, request_unique_no)
 
-    record = await run_transaction(pool, read, deadline)
+    record = await run_transaction(pool, read, deadline, appends_journal=False)
     if record is None:
         raise LedgerError(
             Outcome.REQUEST_NOT_FOUND,

@@ -14,7 +14,16 @@ from grpc_reflection.v1alpha import reflection
 from ledger_client import pb, pb_grpc, tracing
 from ledger_client.admin_http import AdminListener, Reply, Route, json_reply
 
-from . import database, embedded_pg, metrics, migrations, security, sql_functions, transfers
+from . import (
+    database,
+    embedded_pg,
+    feed,
+    metrics,
+    migrations,
+    security,
+    sql_functions,
+    transfers,
+)
 from .interceptor import CallInterceptor
 from .servicer import LedgerServicer
 from .settings import Settings
@@ -72,13 +81,27 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
     interceptors.append(CallInterceptor(settings.default_deadline))
     server = grpc.aio.server(
         interceptors=interceptors,
-        # The client package pings idle connections every 30 s: allow it.
+        # The client package pings idle connections every 30 s: allow it. (This
+        # is the key gRPC core reads; "min_recv_ping_interval..." is ignored,
+        # and a WatchJournal stream quiet for minutes was cut by too_many_pings.)
         options=[
             ("grpc.keepalive_permit_without_calls", 1),
-            ("grpc.http2.min_recv_ping_interval_without_data_ms", 20_000),
+            ("grpc.http2.min_ping_interval_without_data_ms", 20_000),
         ],
     )
-    pb_grpc.add_LedgerServiceServicer_to_server(LedgerServicer(pool, settings), server)
+    # The journal feed's LISTEN connection, and its wake-up after every commit.
+    journal_feed = feed.JournalFeed(
+        pool,
+        url,
+        read_deadline=settings.default_deadline,
+        recheck_after=settings.feed_recheck_after,
+        max_concurrent_reads=max(1, settings.pool_max_size // 4),
+    )
+    await journal_feed.start()
+    database.after_commit(pool, journal_feed.journal_appended)
+    pb_grpc.add_LedgerServiceServicer_to_server(
+        LedgerServicer(pool, settings, journal_feed), server
+    )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
@@ -123,8 +146,11 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
 
     log.info("shutting down: draining in-flight calls for up to %ss", settings.shutdown_grace)
     await health_servicer.enter_graceful_shutdown()
-    await server.stop(settings.shutdown_grace)
+    # Watch streams never end on their own: they end now (UNAVAILABLE, so
+    # their callers resume on another replica) while the rest drains.
+    await asyncio.gather(server.stop(settings.shutdown_grace), journal_feed.close())
     sweeper.cancel()
+    database.after_commit(pool, None)
     if admin is not None:
         await admin.close()
     await pool.close()

@@ -24,6 +24,7 @@ from ledger_client import pb, pb_grpc
 from . import (
     accounts,
     adjustments,
+    feed,
     funding,
     journal,
     reconciliation,
@@ -62,9 +63,12 @@ _CAUSE_TO_PB = {
 
 
 class LedgerServicer(pb_grpc.LedgerServiceServicer):
-    def __init__(self, pool: asyncpg.Pool, settings: Settings) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, settings: Settings, journal_feed: feed.JournalFeed
+    ) -> None:
         self._pool = pool
         self._settings = settings
+        self._feed = journal_feed
         self._movements = GroupCommit(pool, settings.batch_max_size, settings.batch_max_in_flight)
 
     async def OpenAccount(
@@ -469,8 +473,37 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
         if batch or total:
             yield pb.ExportJournalResponse(entries=batch, total_entries=total)
 
+    async def WatchJournal(
+        self, request: pb.WatchJournalRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.WatchJournalResponse]:
+        start = request.WhichOneof("start")
+        if start == "after":
+            after: feed.Position | None = _position(request.after)
+        else:
+            after = None if start == "from_now" else feed.START
+        async for batch in self._feed.watch(request.company_id, after):
+            yield pb.WatchJournalResponse(
+                entries=[
+                    pb.WatchedEntry(
+                        account=_key_pb(item.entry.account),
+                        entry=_journal_entry(item.entry.entry, item.entry.digits),
+                        position=_position_pb(item.position),
+                    )
+                    for item in batch.entries
+                ],
+                position=_position_pb(batch.reached),
+            )
+
 
 _EXPORT_BATCH = 500
+
+
+def _position(position: pb.JournalPosition) -> feed.Position:
+    return feed.Position(position.transaction_id, position.sequence)
+
+
+def _position_pb(position: feed.Position) -> pb.JournalPosition:
+    return pb.JournalPosition(transaction_id=position.xact_id, sequence=position.sequence)
 
 
 def _exported_entry(exported: journal.AccountEntry) -> pb.ExportedEntry:

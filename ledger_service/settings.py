@@ -13,6 +13,7 @@
 | LEDGER_DEFAULT_DEADLINE     | 10               | seconds allowed to a call that carries no deadline   |
 | LEDGER_SHUTDOWN_GRACE       | 10               | seconds in-flight calls get to finish on SIGTERM     |
 | LEDGER_HOLD_SWEEP_INTERVAL  | 1                | seconds between releases of expired holds            |
+| LEDGER_FEED_RECHECK_AFTER   | 1                | seconds a caught-up WatchJournal waits unwoken before reading again |
 | LEDGER_LOG_LEVEL            | INFO             | Python logging level                                 |
 | LEDGER_LOG_FORMAT           | text             | `text` (for a terminal) or `json` (one object a line)|
 | LEDGER_ADMIN_LISTEN         | 127.0.0.1:9464   | HTTP /healthz, /readyz, /metrics; empty: none        |
@@ -74,6 +75,9 @@ class Settings(BaseSettings):
     shutdown_grace: float = Field(10.0, ge=0, description="seconds to drain on SIGTERM")
     hold_sweep_interval: float = Field(
         1.0, gt=0, description="seconds between releases of expired holds"
+    )
+    feed_recheck_after: Seconds = Field(
+        1.0, description="seconds a caught-up journal watcher waits unwoken before reading again"
     )
     log_level: Annotated[
         Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], BeforeValidator(_upper)
