@@ -37,6 +37,7 @@ from .model import AccountKey, AdjustCommand, Balance, CancelCommand, FundingRes
 from .money import OvertradingPolicy, format_amount
 from .outcomes import Outcome
 from .settings import Settings
+from .shard_routing import ShardRouter
 
 log = logging.getLogger(__name__)
 
@@ -56,10 +57,14 @@ _CAUSE_TO_PB = {
 
 
 class LedgerServicer(pb_grpc.LedgerServiceServicer):
-    def __init__(self, pool: asyncpg.Pool, settings: Settings) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, settings: Settings, router: ShardRouter | None = None
+    ) -> None:
         self._pool = pool
         self._settings = settings
-        self._movements = GroupCommit(pool, settings.batch_max_size, settings.batch_max_in_flight)
+        self._movements = GroupCommit(
+            pool, settings.batch_max_size, settings.batch_max_in_flight, router
+        )
 
     async def OpenAccount(
         self, request: pb.OpenAccountRequest, context: grpc.aio.ServicerContext

@@ -218,9 +218,12 @@ $$;
 -- global order, so two batches never deadlock on each other); then the movements run in arrival
 -- order, so two on one wallet apply in the order they came. Each returns its
 -- own row: a refusal is an outcome like any other and never fails the batch.
+-- p_routing_customer is one of the batch's customers: on a Citus cluster the
+-- call is delegated to the worker holding its shard, and group commit batches
+-- only wallets of that worker (shard_routing.py); here it is not read.
 DROP FUNCTION IF EXISTS ledger_apply_batch;
 CREATE FUNCTION ledger_apply_batch(
-    p_is_cancel boolean[], p_company_id bigint[], p_customer text[],
+    p_routing_customer text, p_is_cancel boolean[], p_company_id bigint[], p_customer text[],
     p_request_unique_no text[], p_currency text[], p_user_name text[], p_amount numeric[],
     p_amount_as_sent text[], p_amount_digits integer[], p_biz_type integer[],
     p_order_id bigint[], p_request_time_ms bigint[], p_client_ip text[], p_metadata text[],
