@@ -41,7 +41,8 @@ SERVER_USER = "postgres"
 # fsync stays on: the ledger refuses a server that could lose commits.
 # max_prepared_transactions: Citus commits multi-shard writes with two-phase
 # commit. wal_level=logical: shard moves (citus_rebalance_start) copy with
-# logical replication.
+# logical replication. Stat counters and function statistics let the tests
+# see which node ran what (single- or multi-shard, delegated or not).
 _CONFIG = """
 listen_addresses = '127.0.0.1'
 port = {port}
@@ -52,6 +53,8 @@ max_prepared_transactions = 300
 wal_level = logical
 shared_buffers = 64MB
 log_min_messages = warning
+citus.enable_stat_counters = on
+track_functions = 'pl'
 """
 
 
