@@ -11,7 +11,7 @@ PROTO_GEN := $(GEN_DIR)/ledger/v2/ledger_pb2.py $(GEN_DIR)/ledger/v2/ledger_pb2_
 PROTOC    := $(BIN)/python protos/generate.py .
 
 .DEFAULT_GOAL := help
-.PHONY: help install lock proto breaking run test soak lint typecheck clean bench
+.PHONY: help install lock proto breaking run test test-citus soak lint typecheck clean bench
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -44,6 +44,19 @@ run: install ## Start embedded PostgreSQL, the ledger service and the HTTP facad
 test: install ## Run the whole test suite (embedded PostgreSQL, real gRPC and HTTP servers)
 	$(BIN)/buf lint
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The invariants that must hold on a cluster: exactly once under races, cancel
+# races and tombstones, 200 concurrent debits, SIGKILL of the ledger, replicas,
+# reconcile with conservation, history, the model-based test, and the
+# cluster's own (routing, single-shard hot path, a worker restarted under load).
+CITUS_TESTS := tests/test_citus.py tests/test_adjust.py tests/test_cancel.py \
+	tests/test_group_commit.py tests/test_batching.py tests/test_apply_movements.py \
+	tests/test_crash.py tests/test_replicas.py tests/test_reconciliation.py \
+	tests/test_journal.py tests/test_accounts_and_funding.py tests/test_history.py \
+	tests/test_facade_webhooks.py tests/test_model.py
+
+test-citus: install ## The invariant suite on a throwaway Citus cluster: coordinator + 2 workers (builds Citus if missing)
+	$(BIN)/python deploy/citus/cluster.py run -- $(BIN)/pytest $(CITUS_TESTS) $(PYTEST_ARGS)
 
 soak: install ## The model-based test at length (LEDGER_SOAK=1: hundreds of random sequences)
 	LEDGER_SOAK=1 $(BIN)/pytest tests/test_model.py \

@@ -55,7 +55,7 @@ def _migrate(parser: argparse.ArgumentParser, settings: Settings, *, status_only
             for line in asyncio.run(server.migration_status(url)):
                 print(line)
             return 0
-        applied = asyncio.run(server.migrate(url, wait=10))
+        applied = asyncio.run(server.migrate(url, distributed=settings.distributed, wait=10))
     except (OSError, TimeoutError, asyncpg.PostgresError, MigrationError) as error:
         parser.exit(1, f"ledger-service: migrate failed: {error}\n")
     print("applied: " + ", ".join(applied) if applied else "the database is up to date")

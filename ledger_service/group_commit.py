@@ -8,6 +8,10 @@ arrival order; each movement gets its own row, and its caller is answered only
 after the batch committed. When a batch fails for a reason other than the ones
 run_transaction retries, each of its movements runs again alone, so one bad
 movement fails only its own caller.
+
+On a Citus cluster each worker has a batcher of its own (shard_routing.py),
+so a batch holds only wallets of one worker and is delegated whole to it; a
+slow or restarting worker holds up only its own wallets.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from . import metrics, money
 from .database import run_transaction
 from .errors import LedgerError
 from .outcomes import Outcome
+from .shard_routing import ShardRouter
 
 log = logging.getLogger(__name__)
 
@@ -62,28 +67,46 @@ class Movement(NamedTuple):
     cancel_remark: str | None = None
 
 
+# $1: a customer of the batch, by which Citus routes the call (all of the
+# batch's wallets are on that customer's worker).
 _BATCH = """SELECT * FROM ledger_apply_batch(
-    $1::boolean[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[],
-    $7::numeric[], $8::text[], $9::integer[], $10::integer[], $11::bigint[], $12::bigint[],
-    $13::text[], $14::text[], $15::bigint[], $16::text[], $17::text[],
-    $18::text[]::operation_type[], $19::text[]::request_outcome[], $20::text[],
-    $21::numeric[], $22::boolean[], $23::text[]::overtrading_policy[], $24::text[],
-    $25::text[], $26::numeric)"""
+    $1::text, $2::boolean[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[],
+    $8::numeric[], $9::text[], $10::integer[], $11::integer[], $12::bigint[], $13::bigint[],
+    $14::text[], $15::text[], $16::bigint[], $17::text[], $18::text[],
+    $19::text[]::operation_type[], $20::text[]::request_outcome[], $21::text[],
+    $22::numeric[], $23::boolean[], $24::text[]::overtrading_policy[], $25::text[],
+    $26::text[], $27::numeric)"""
 
 
 _Waiting = Waiting[Movement, asyncpg.Record]
 
 
 class GroupCommit:
-    def __init__(self, pool: asyncpg.Pool, max_size: int, max_in_flight: int) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        max_size: int,
+        max_in_flight: int,
+        router: ShardRouter | None = None,
+    ) -> None:
         self._pool = pool
-        self._batcher: Batcher[Movement, asyncpg.Record] = Batcher(
-            self._commit, max_size, max_in_flight
-        )
+        self._max_size = max_size
+        self._max_in_flight = max_in_flight
+        self._router = router
+        # One batcher per worker (one in all on a single PostgreSQL).
+        self._batchers: dict[int, Batcher[Movement, asyncpg.Record]] = {}
+
+    def _batcher(self, customer: str) -> Batcher[Movement, asyncpg.Record]:
+        group = self._router.group_of(customer) if self._router is not None else 0
+        batcher = self._batchers.get(group)
+        if batcher is None:
+            batcher = Batcher(self._commit, self._max_size, self._max_in_flight)
+            self._batchers[group] = batcher
+        return batcher
 
     async def apply(self, movement: Movement, deadline: float) -> asyncpg.Record:
         """The movement's row from ledger_apply_batch, once its batch committed."""
-        answer = self._batcher.enqueue(movement, deadline)
+        answer = self._batcher(movement.customer).enqueue(movement, deadline)
         # A caller that gives up (its deadline, a cancelled call) cancels only
         # its own future; a movement still queued is then never sent. One
         # whose batch is in flight may still commit: like any call that ran
@@ -124,6 +147,6 @@ async def _run(pool: asyncpg.Pool, batch: list[_Waiting]) -> list[asyncpg.Record
     deadline = max(waiting.deadline for waiting in batch)
 
     async def statement(connection: asyncpg.Connection) -> list[asyncpg.Record]:
-        return await connection.fetch(_BATCH, *columns, money.MAX_BALANCE)
+        return await connection.fetch(_BATCH, batch[0].item.customer, *columns, money.MAX_BALANCE)
 
     return await run_transaction(pool, statement, deadline)

@@ -16,11 +16,13 @@ from ledger_client.admin_http import AdminListener, Reply, Route, json_reply
 
 from . import (
     database,
+    distribution,
     embedded_pg,
     feed,
     metrics,
     migrations,
     security,
+    shard_routing,
     sql_functions,
     transfers,
 )
@@ -46,12 +48,20 @@ async def migration_status(url: str) -> list[str]:
         await connection.close()
 
 
-async def migrate(url: str, *, wait: float = 30) -> list[str]:
+async def migrate(url: str, *, distributed: bool = False, wait: float = 30) -> list[str]:
+    """The numbered migrations, then every function; on a Citus cluster
+    (distributed) the tables and functions are distributed as well."""
     await database.wait_for_database(url, within=wait)
     connection = await asyncpg.connect(url)
     try:
+        if not distributed:
+            applied = await migrations.apply(connection)
+            await sql_functions.apply(connection)
+            return applied
+        await distribution.prepare_session(connection)
         applied = await migrations.apply(connection)
-        await sql_functions.apply(connection)
+        applied += await distribution.distribute_tables(connection)
+        await sql_functions.apply(connection, then=distribution.delegate_functions)
         return applied
     finally:
         await connection.close()
@@ -63,11 +73,12 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
         tracing.setup("ledger-service")
     url = database_url(settings)
     if settings.migrate_on_start:
-        await migrate(url)
+        await migrate(url, distributed=settings.distributed)
     else:
         # Production may run with a role that has no DDL rights (docs/deployment.md).
         await database.wait_for_database(url, within=30)
     pool = await database.create_pool(url, settings.pool_min_size, settings.pool_max_size)
+    router = await shard_routing.ShardRouter.start(pool, settings.distributed)
     tokens = security.TokenSource(
         settings.auth_tokens.get_secret_value(), settings.auth_tokens_file
     )
@@ -100,7 +111,7 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
     await journal_feed.start()
     database.after_commit(pool, journal_feed.journal_appended)
     pb_grpc.add_LedgerServiceServicer_to_server(
-        LedgerServicer(pool, settings, journal_feed), server
+        LedgerServicer(pool, settings, journal_feed, router), server
     )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -39,6 +39,7 @@ from .model import AccountKey, AdjustCommand, Balance, CancelCommand, FundingRes
 from .money import OvertradingPolicy, format_amount
 from .outcomes import Outcome
 from .settings import Settings
+from .shard_routing import ShardRouter
 
 log = logging.getLogger(__name__)
 
@@ -64,12 +65,18 @@ _CAUSE_TO_PB = {
 
 class LedgerServicer(pb_grpc.LedgerServiceServicer):
     def __init__(
-        self, pool: asyncpg.Pool, settings: Settings, journal_feed: feed.JournalFeed
+        self,
+        pool: asyncpg.Pool,
+        settings: Settings,
+        journal_feed: feed.JournalFeed,
+        router: ShardRouter | None = None,
     ) -> None:
         self._pool = pool
         self._settings = settings
         self._feed = journal_feed
-        self._movements = GroupCommit(pool, settings.batch_max_size, settings.batch_max_in_flight)
+        self._movements = GroupCommit(
+            pool, settings.batch_max_size, settings.batch_max_in_flight, router
+        )
 
     async def OpenAccount(
         self, request: pb.OpenAccountRequest, context: grpc.aio.ServicerContext

@@ -18,6 +18,7 @@
 | LEDGER_LOG_FORMAT           | text             | `text` (for a terminal) or `json` (one object a line)|
 | LEDGER_ADMIN_LISTEN         | 127.0.0.1:9464   | HTTP /healthz, /readyz, /metrics; empty: none        |
 | LEDGER_MIGRATE_ON_START     | true             | `serve` applies migrations first (`--no-migrate`: no) |
+| LEDGER_DISTRIBUTED          | false            | the database is a Citus coordinator: migrate distributes tables and functions, group commit batches per worker (docs/scaling.md) |
 | LEDGER_TLS_CERT, _KEY       | (none)           | PEM files: serve TLS instead of plaintext            |
 | LEDGER_TLS_CLIENT_CA        | (none)           | PEM CA: require client certificates it signed (mTLS) |
 | LEDGER_AUTH_TOKENS          | (none)           | comma-separated bearer tokens accepted               |
@@ -87,6 +88,9 @@ class Settings(BaseSettings):
         "127.0.0.1:9464", description="HTTP /healthz, /readyz, /metrics; empty: none"
     )
     migrate_on_start: bool = Field(True, description="serve applies migrations first")
+    distributed: bool = Field(
+        False, description="a Citus coordinator: distribute tables and functions, batch per worker"
+    )
     tls_cert: OptionalPath = Field(None, description="PEM certificate: serve TLS")
     tls_key: OptionalPath = Field(None, description="PEM key of tls_cert")
     tls_client_ca: OptionalPath = Field(None, description="require client certificates")

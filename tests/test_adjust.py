@@ -206,8 +206,27 @@ async def test_wallets_do_not_block_each_other(ledger_stub, db):
         with pytest.raises(grpc.aio.AioRpcError) as waited:
             await ledger_stub.Adjust(adjust_request(busy, "1.00", OPEN), timeout=0.5)
         assert waited.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        # The ledger cancels its statement at the deadline; the lock is let go
+        # once that cancel has landed (on a Citus cluster it travels on from
+        # the coordinator to the worker, which takes a moment; released sooner,
+        # the waiting call could still commit, as any call past its deadline may).
+        await _ledger_statements_ended(connection)
     assert await balance_of(ledger_stub, busy) == "10.00"
     await assert_books_balance(db)
+
+
+async def _ledger_statements_ended(connection, within: float = 5.0) -> None:
+    for _ in range(int(within / 0.05)):
+        # Activity is read once per transaction unless the snapshot is cleared.
+        await connection.execute("SELECT pg_stat_clear_snapshot()")
+        active = await connection.fetchval(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE application_name = 'ledger-service' AND state = 'active'"
+        )
+        if active == 0:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the ledger's statement is still running after its deadline")
 
 
 async def test_user_name_binds_on_first_use_and_must_match(ledger_stub, open_wallet, db):

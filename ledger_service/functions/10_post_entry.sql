@@ -52,6 +52,9 @@ LANGUAGE plpgsql AS $$
 DECLARE
     h transfers;
     v_released integer := 0;
+    -- Read before the UPDATE: Citus refuses volatile functions in an UPDATE
+    -- of a distributed table.
+    v_now timestamptz := clock_timestamp();
 BEGIN
     FOR h IN
         SELECT * FROM transfers t
@@ -59,7 +62,7 @@ BEGIN
           AND t.currency = p_currency AND t.state = 'open' AND t.expires_at <= now()
         ORDER BY t.expires_at, t.transfer_id
     LOOP
-        UPDATE transfers t SET state = 'expired', closed_at = clock_timestamp()
+        UPDATE transfers t SET state = 'expired', closed_at = v_now
         WHERE t.company_id = h.company_id AND t.customer = h.customer
           AND t.transfer_id = h.transfer_id;
         PERFORM ledger_post_entry(p_company_id, p_customer, p_currency, 0, NULL, 'hold_expiry',

@@ -116,6 +116,7 @@ DECLARE
     v_derived_key text := '~cancel~' || p_reverse_request_unique_no;
     v_currency text := p_currency;
     v_target requests;
+    v_reversed_at timestamptz;
 BEGIN
     reversed_amount := 0;
     tombstone_written := false;
@@ -188,8 +189,10 @@ BEGIN
         status := 'ALREADY_REVERSED';
     ELSE
         -- Reverse exactly what was applied, once: the conditional update
-        -- refuses a second reversal.
-        UPDATE requests SET reversed_by = record_key, reversed_at = clock_timestamp()
+        -- refuses a second reversal. The time is read first: Citus refuses a
+        -- volatile function inside an UPDATE of a distributed table.
+        v_reversed_at := clock_timestamp();
+        UPDATE requests SET reversed_by = record_key, reversed_at = v_reversed_at
         WHERE company_id = p_company_id AND customer = p_customer
           AND request_unique_no = p_reverse_request_unique_no AND reversed_by IS NULL;
         reversed_amount := -v_target.applied_amount;
@@ -224,9 +227,12 @@ $$;
 -- global order, so two batches never deadlock on each other); then the movements run in arrival
 -- order, so two on one wallet apply in the order they came. Each returns its
 -- own row: a refusal is an outcome like any other and never fails the batch.
+-- p_routing_customer is one of the batch's customers: on a Citus cluster the
+-- call is delegated to the worker holding its shard, and group commit batches
+-- only wallets of that worker (shard_routing.py); here it is not read.
 DROP FUNCTION IF EXISTS ledger_apply_batch;
 CREATE FUNCTION ledger_apply_batch(
-    p_is_cancel boolean[], p_company_id bigint[], p_customer text[],
+    p_routing_customer text, p_is_cancel boolean[], p_company_id bigint[], p_customer text[],
     p_request_unique_no text[], p_currency text[], p_user_name text[], p_amount numeric[],
     p_amount_as_sent text[], p_amount_digits integer[], p_biz_type integer[],
     p_order_id bigint[], p_request_time_ms bigint[], p_client_ip text[], p_metadata text[],
@@ -243,13 +249,16 @@ DECLARE
     -- The wallet of each movement; a cancel sent without a currency names
     -- the wallet of its target (a request's currency never changes).
     v_wallet_currency text[] := p_currency;
+    v_target_currency text;
 BEGIN
     FOR i IN 1 .. cardinality(p_is_cancel) LOOP
         IF p_is_cancel[i] AND p_currency[i] IS NULL THEN
-            v_wallet_currency[i] := (
-                SELECT t.currency FROM requests t
-                WHERE t.company_id = p_company_id[i] AND t.customer = p_customer[i]
-                  AND t.request_unique_no = p_reverse_request_unique_no[i]);
+            -- SELECT INTO, not an assignment from a subquery: Citus would
+            -- send the assignment's text to the shard as a query.
+            SELECT t.currency INTO v_target_currency FROM requests t
+            WHERE t.company_id = p_company_id[i] AND t.customer = p_customer[i]
+              AND t.request_unique_no = p_reverse_request_unique_no[i];
+            v_wallet_currency[i] := v_target_currency;
         END IF;
     END LOOP;
     PERFORM ledger_lock_accounts(p_company_id, p_customer, v_wallet_currency);

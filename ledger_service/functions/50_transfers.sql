@@ -132,6 +132,7 @@ CREATE FUNCTION ledger_close_hold(
 LANGUAGE plpgsql AS $$
 DECLARE
     v_amount numeric;
+    v_now timestamptz := clock_timestamp();  -- not in an UPDATE: Citus refuses it there
 BEGIN
     -- Its accounts first (a hold's accounts never change), then the hold.
     SELECT * INTO hold FROM transfers t
@@ -168,7 +169,7 @@ BEGIN
                                   p_hold_id, NULL, NULL, p_trace_id, hold.credit_customer,
                                   -hold.amount);
         debit_held := debit_held - hold.amount;
-        UPDATE transfers t SET state = 'voided', closed_at = clock_timestamp()
+        UPDATE transfers t SET state = 'voided', closed_at = v_now
         WHERE t.company_id = p_company_id AND t.customer = p_customer
           AND t.transfer_id = p_hold_id
         RETURNING * INTO hold;
@@ -193,7 +194,7 @@ BEGIN
                                             v_amount, NULL, 'hold_post', p_hold_id, NULL, NULL,
                                             p_trace_id, p_customer);
         UPDATE transfers t
-        SET state = 'posted', posted_amount = v_amount, closed_at = clock_timestamp()
+        SET state = 'posted', posted_amount = v_amount, closed_at = v_now
         WHERE t.company_id = p_company_id AND t.customer = p_customer
           AND t.transfer_id = p_hold_id
         RETURNING * INTO hold;
