@@ -114,34 +114,37 @@ CHECKS: dict[str, str] = {
     # releasing it whole, a post also crediting the posted amount. Nothing
     # else has entries.
     "transfer_entries": """
+        WITH j AS MATERIALIZED (
+            SELECT company_id,
+                   CASE WHEN amount > 0 THEN counterparty_customer ELSE customer END
+                       AS debtor,
+                   request_unique_no,
+                   string_agg(format('%s %s/%s', cause, trim_scale(amount),
+                              trim_scale(held_change)), ', '
+                       ORDER BY cause, amount)
+                       AS shape,
+                   count(*) FILTER (WHERE cause = 'transfer') AS transfers,
+                   coalesce(sum(amount) FILTER (WHERE cause = 'transfer' AND amount < 0), 0) AS debited,
+                   coalesce(sum(amount) FILTER (WHERE cause IN ('transfer', 'hold_post')), 0)
+                       AS net,
+                   count(*) FILTER (WHERE cause = 'hold') AS holds,
+                   coalesce(sum(held_change) FILTER (WHERE cause = 'hold'), 0) AS reserved,
+                   count(*) FILTER (WHERE cause IN ('hold_post', 'hold_void', 'hold_expiry')
+                             AND held_change < 0) AS releases,
+                   coalesce(sum(held_change), 0) AS held,
+                   coalesce(sum(amount) FILTER (WHERE cause = 'hold_post' AND amount > 0), 0) AS posted,
+                   count(*) FILTER (WHERE cause = 'hold_post') AS posts
+            FROM journal_entries
+            WHERE counterparty_customer IS NOT NULL AND ($1 = 0 OR company_id = $1)
+            GROUP BY 1, 2, 3)
         SELECT t.company_id, t.customer, t.currency, t.transfer_id, 0::bigint,
                format('%s %s %s of %s: entries %s', t.kind, t.result, coalesce(t.state::text, ''),
                       trim_scale(t.amount), coalesce(j.shape, 'none'))
         FROM transfers t
-        LEFT JOIN (SELECT company_id,
-                          CASE WHEN amount > 0 THEN counterparty_customer ELSE customer END
-                              AS debtor,
-                          request_unique_no,
-                          string_agg(format('%s %s/%s', cause, trim_scale(amount),
-                                            trim_scale(held_change)), ', '
-                                     ORDER BY cause, amount)
-                              AS shape,
-                          count(*) FILTER (WHERE cause = 'transfer') AS transfers,
-                          sum(amount) FILTER (WHERE cause = 'transfer' AND amount < 0) AS debited,
-                          sum(amount) FILTER (WHERE cause IN ('transfer', 'hold_post')) AS net,
-                          count(*) FILTER (WHERE cause = 'hold') AS holds,
-                          sum(held_change) FILTER (WHERE cause = 'hold') AS reserved,
-                          count(*) FILTER (WHERE cause IN ('hold_post', 'hold_void', 'hold_expiry')
-                                           AND held_change < 0) AS releases,
-                          sum(held_change) AS held,
-                          sum(amount) FILTER (WHERE cause = 'hold_post' AND amount > 0) AS posted,
-                          count(*) FILTER (WHERE cause = 'hold_post') AS posts
-                   FROM journal_entries
-                   WHERE counterparty_customer IS NOT NULL AND ($1 = 0 OR company_id = $1)
-                   GROUP BY 1, 2, 3) j
+        LEFT JOIN j
           ON j.company_id = t.company_id AND j.debtor = t.customer
          AND j.request_unique_no = t.transfer_id
-        WHERE ($1 = 0 OR t.company_id = $1) AND NOT (
+        WHERE ($1 = 0 OR t.company_id = $1) AND NOT coalesce(
             CASE
               WHEN t.result <> 'CREATED' THEN j.debtor IS NULL
               WHEN t.kind = 'transfer' THEN
@@ -152,7 +155,7 @@ CHECKS: dict[str, str] = {
                             ELSE j.releases = 1 AND j.held = 0 END
                    AND CASE WHEN t.state = 'posted' THEN j.posts = 2 AND j.posted = t.posted_amount
                             ELSE j.posts = 0 END
-            END)""",
+            END, false)""",
     # An entry without its request record would be a half-applied request.
     "orphan_entry": """
         SELECT j.company_id, j.customer, j.currency, j.request_unique_no, j.entry_no,
@@ -166,10 +169,13 @@ CHECKS: dict[str, str] = {
     # An entry with another account names a transfer or hold of the debit
     # account's customer (the customer, or the other side for a credit).
     "orphan_transfer_entry": """
+        WITH t AS MATERIALIZED (
+            SELECT company_id, customer, transfer_id, currency FROM transfers
+            WHERE $1 = 0 OR company_id = $1)
         SELECT j.company_id, j.customer, j.currency, j.request_unique_no, j.entry_no,
                format('%s entry of %s has no transfer record', j.cause, trim_scale(j.amount))
         FROM journal_entries j
-        LEFT JOIN transfers t
+        LEFT JOIN t
           ON t.company_id = j.company_id AND t.transfer_id = j.request_unique_no
          AND t.customer = CASE WHEN j.amount > 0 THEN j.counterparty_customer ELSE j.customer END
          AND t.currency = j.currency

@@ -398,3 +398,27 @@ async def test_twenty_racing_copies_of_each_hold_step_apply_it_once(
         "void": ("50.00", "0.00"),
     }[step]
     await assert_books_balance(db)
+
+
+async def test_reconcile_catches_a_transfer_its_entries_do_not_match(ledger_stub, open_wallet, db):
+    payer, payee = await open_wallet(balance="10.00"), await open_wallet(balance="0")
+    request = _transfer(payer, payee, "2.00")
+    await ledger_stub.CreateTransfer(request)
+    async with db.acquire() as connection:
+        tampering = connection.transaction()
+        await tampering.start()
+        try:
+            await connection.execute(
+                "UPDATE transfers SET amount = 3 WHERE company_id = $1 AND customer = $2 "
+                "AND transfer_id = $3",
+                payer.company_id,
+                payer.customer,
+                request.transfer_id,
+            )
+            found = await connection.fetch(
+                reconciliation.CHECKS["transfer_entries"], payer.company_id
+            )
+        finally:
+            await tampering.rollback()
+    assert [row["transfer_id"] for row in found] == [request.transfer_id]
+    await assert_books_balance(db)
