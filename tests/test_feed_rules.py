@@ -63,7 +63,9 @@ def test_a_position_survives_its_text_form():
     assert parse_position(" 7:0\n") == pb.JournalPosition(transaction_id=7, sequence=0)
 
 
-@pytest.mark.parametrize("text", ["", "7", "7:", ":7", "a:1", "7:1:2", "-7:1", "7:1.5", f"{2**64}:1"])
+@pytest.mark.parametrize(
+    "text", ["", "7", "7:", ":7", "a:1", "7:1:2", "-7:1", "7:1.5", f"{2**64}:1"]
+)
 def test_text_that_is_not_a_position_is_refused(text):
     with pytest.raises(ValueError):
         parse_position(text)
