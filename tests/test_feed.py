@@ -414,7 +414,8 @@ def _row_of_json(item: dict[str, Any]) -> Row:
 async def test_a_write_through_another_replica_wakes_this_ones_watchers(ledger_factory, db):
     """The watcher's ledger never re-reads on its timer (an hour), so only the
     other replica's NOTIFY can bring it the entries."""
-    watched: LedgerProcess = ledger_factory(feed_recheck_after="3600")
+    # Nor does it sweep expired holds (a sweep is a commit, which NOTIFYs).
+    watched: LedgerProcess = ledger_factory(feed_recheck_after="3600", hold_sweep_interval="3600")
     writing: LedgerProcess = ledger_factory()
     for ledger in (watched, writing):
         ledger.start()
