@@ -144,6 +144,14 @@ async def wait_for_database(dsn: str, within: float) -> None:
 _AFTER_COMMIT: dict[asyncpg.Pool, Callable[[], None]] = {}
 
 
+def journal_appended(pool: asyncpg.Pool) -> None:
+    """Tell pool's hook that a transaction run with appends_journal=False
+    did append entries after all (it learnt so from its result)."""
+    hook = _AFTER_COMMIT.get(pool)
+    if hook is not None:
+        hook()
+
+
 def after_commit(pool: asyncpg.Pool, hook: Callable[[], None] | None) -> None:
     """Call hook after every committed run_transaction on pool (None: stop)."""
     if hook is None:

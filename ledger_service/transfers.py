@@ -20,7 +20,7 @@ from typing import Literal
 import asyncpg
 
 from . import metrics, money, validation
-from .database import fetch_one, run_transaction
+from .database import fetch_one, journal_appended, run_transaction
 from .errors import LedgerError
 from .model import AccountKey, Balance
 from .outcomes import Outcome
@@ -314,4 +314,8 @@ async def expire_holds(pool: asyncpg.Pool, limit: int, deadline: float) -> int:
     async def transaction(connection: asyncpg.Connection) -> int:
         return int(await connection.fetchval(_EXPIRE, limit))
 
-    return await run_transaction(pool, transaction, deadline)
+    # Most sweeps release nothing: only a release wakes the journal feed.
+    released = await run_transaction(pool, transaction, deadline, appends_journal=False)
+    if released:
+        journal_appended(pool)
+    return released
