@@ -5,6 +5,12 @@ the accounts; measures the pgbench baseline, gRPC straight to the ledger, and
 TradeBoss-like HTTP traffic (uniform, at 80% of its peak, and hot accounts);
 checks every answer and then the books; prints a table and writes
 bench/results/<date>.json.
+
+With --citus the same scenarios run a second time on a throwaway Citus
+cluster (a coordinator and two workers on this machine, LEDGER_DISTRIBUTED),
+with pgbench through the coordinator and straight to one worker as its
+baselines; the table has both, and each cluster row says its ratio to the
+same single-node row.
 """
 
 from __future__ import annotations
@@ -48,6 +54,9 @@ def _flags(argv: list[str] | None) -> argparse.Namespace:
         "--repeat", type=int, default=3, help="runs of each scenario (median and spread shown)"
     )
     parser.add_argument("--output", type=Path, help="JSON file (default bench/results/<date>.json)")
+    parser.add_argument(
+        "--citus", action="store_true", help="also run every scenario on a Citus cluster"
+    )
     flags = parser.parse_args(argv)
     if flags.quick:
         flags.duration = min(flags.duration, 4.0)
@@ -141,9 +150,11 @@ class _RssSampler:
 
 
 def _postgres_pids(stack: Stack) -> list[int]:
-    pid_file = stack.pgdata / "postmaster.pid"
-    postmaster = psutil.Process(int(pid_file.read_text().split()[0]))
-    return [postmaster.pid, *(child.pid for child in postmaster.children(recursive=True))]
+    pids = []
+    for data_dir in stack.postgres_data_dirs:
+        postmaster = psutil.Process(int((data_dir / "postmaster.pid").read_text().split()[0]))
+        pids += [postmaster.pid, *(child.pid for child in postmaster.children(recursive=True))]
+    return pids
 
 
 def _repeated(runs: list[Scenario]) -> Scenario:
@@ -298,6 +309,7 @@ def _table(scenarios: list[Scenario], baseline: Scenario) -> str:
             "req/s (median)",
             "spread",
             "vs ceiling",
+            "vs 1 node",
             "p50 ms",
             "p99 ms",
             "max ms",
@@ -307,11 +319,13 @@ def _table(scenarios: list[Scenario], baseline: Scenario) -> str:
         )
     ]
     for s in scenarios:
-        ratio = (
+        # Against its own stack's pgbench baseline (the cluster's for a cluster row).
+        ratio = s.extra.get("ratio_to_baseline") or (
             s.requests_per_second / baseline.requests_per_second
             if baseline.requests_per_second
             else 0
         )
+        to_single = s.extra.get("ratio_to_single_node")
         spread = s.extra.get("spread_per_second")
         cpu = s.extra.get("cpu_cores_used", {})
         per_request = s.extra.get("cpu_us_per_request", {})
@@ -322,6 +336,7 @@ def _table(scenarios: list[Scenario], baseline: Scenario) -> str:
                 f"{s.requests_per_second:,.0f}",
                 f"{spread[0]:,.0f}-{spread[1]:,.0f}" if spread else "",
                 f"{ratio:.2f}x",
+                f"{to_single:.2f}x" if to_single else "",
                 f"{s.p50_ms:.1f}",
                 f"{s.p99_ms:.1f}",
                 f"{s.max_ms:.1f}",
@@ -344,86 +359,99 @@ def _table(scenarios: list[Scenario], baseline: Scenario) -> str:
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    flags = _flags(argv)
-    stack = Stack()
+def _run_scenarios(
+    stack: Stack, flags: argparse.Namespace, suffix: str = ""
+) -> tuple[list[Scenario], Scenario, dict[str, Any]]:
+    """Every scenario on one started stack: (scenarios, baseline, verification)."""
     scenarios: list[Scenario] = []
     facade_available = (ROOT / "http_facade" / "cli.py").exists()
-    try:
-        print(
-            "starting PostgreSQL, ledger" + (" and facade" if facade_available else ""), flush=True
-        )
-        stack.start_postgres(max_connections=100 + flags.ledgers * flags.pool_size + 64)
-        stack.start_ledgers(flags.ledgers, flags.pool_size)
-        if facade_available:
-            stack.start_facades(flags.facades)
-        print(f"opening and funding {flags.accounts:,} accounts", flush=True)
-        asyncio.run(_open_accounts(stack.ledger_targets[0], flags.accounts))
+    stack.start_ledgers(flags.ledgers, flags.pool_size)
+    if facade_available:
+        stack.start_facades(flags.facades)
+    print(f"opening and funding {flags.accounts:,} accounts", flush=True)
+    asyncio.run(_open_accounts(stack.ledger_targets[0], flags.accounts))
 
-        print("baseline: pgbench, what the ledger sends for one adjustment", flush=True)
-        clients = [int(c) for c in flags.pgbench_clients.split(",")]
-        baseline = best_baseline(
-            stack.database_url,
-            flags.accounts,
-            flags.duration,
-            clients,
-            probe=max(2.0, flags.duration / 4),
+    print("baseline: pgbench, what the ledger sends for one adjustment", flush=True)
+    clients = [int(c) for c in flags.pgbench_clients.split(",")]
+    baseline = best_baseline(
+        stack.database_url,
+        flags.accounts,
+        flags.duration,
+        clients,
+        probe=max(2.0, flags.duration / 4),
+    )
+    best_clients = baseline.clients
+    runs = [baseline]
+    for _ in range(flags.repeat - 1):
+        runs.append(
+            run_pgbench(stack.database_url, flags.accounts, best_clients, flags.duration)[0]
         )
-        best_clients = baseline.clients
-        runs = [baseline]
-        for _ in range(flags.repeat - 1):
-            runs.append(
-                run_pgbench(stack.database_url, flags.accounts, best_clients, flags.duration)[0]
-            )
-        baseline = _repeated(runs)
-        scenarios.append(baseline)
-        print("batched ceiling: pgbench, ten adjustments per statement", flush=True)
+    baseline = _repeated(runs)
+    baseline.name += suffix
+    scenarios.append(baseline)
+    if stack.cluster is not None:
+        # Half of these wallets live on the other worker: the worker reaches
+        # them itself, as it would for a call sent to the wrong node.
+        print("baseline straight to one worker (no coordinator hop)", flush=True)
         scenarios.append(
-            batched_ceiling(stack.database_url, flags.accounts, flags.duration, best_clients)
+            run_pgbench(
+                stack.worker_url(0),
+                flags.accounts,
+                best_clients,
+                flags.duration,
+                name="baseline (pgbench, one worker)" + suffix,
+            )[0]
+        )
+    print("batched ceiling: pgbench, ten adjustments per statement", flush=True)
+    batched = batched_ceiling(stack.database_url, flags.accounts, flags.duration, best_clients)
+    batched.name += suffix
+    scenarios.append(batched)
+
+    def repeated(name: str, mode: str, **overrides: Any) -> Scenario:
+        name += suffix
+        return _repeated(
+            [
+                _load(
+                    f"{name} #{run + 1}" if flags.repeat > 1 else name,
+                    stack,
+                    flags,
+                    mode,
+                    **overrides,
+                )
+                for run in range(flags.repeat)
+            ]
         )
 
-        def repeated(name: str, mode: str, **overrides: Any) -> Scenario:
-            return _repeated(
-                [
-                    _load(
-                        f"{name} #{run + 1}" if flags.repeat > 1 else name,
-                        stack,
-                        flags,
-                        mode,
-                        **overrides,
-                    )
-                    for run in range(flags.repeat)
-                ]
+    print("gRPC straight to the ledger", flush=True)
+    scenarios.append(repeated("grpc direct", "grpc"))
+    print("gRPC straight to the ledger, batched by the client (ApplyMovements)", flush=True)
+    scenarios.append(repeated("grpc batched", "grpc", batched=True))
+    if facade_available:
+        print("end to end over HTTP: uniform accounts", flush=True)
+        peak = repeated("e2e uniform", "http")
+        scenarios.append(peak)
+        rate = round(0.8 * peak.requests_per_second, 1)
+        print(f"end to end at 80% of the median peak ({rate:,.0f} req/s offered)", flush=True)
+        scenarios.append(repeated("e2e at-80%-of-peak", "http", rate=rate))
+        print(
+            f"end to end, hot accounts ({flags.hot_share:.0%} of traffic on {flags.hot_accounts})",
+            flush=True,
+        )
+        scenarios.append(
+            repeated(
+                "e2e hot-accounts",
+                "http",
+                hot_accounts=flags.hot_accounts,
+                hot_share=flags.hot_share,
             )
+        )
+    print("verifying the books", flush=True)
+    verification = asyncio.run(_verify(stack, scenarios))
+    _per_request_figures(scenarios, baseline)
+    return scenarios, baseline, verification
 
-        print("gRPC straight to the ledger", flush=True)
-        scenarios.append(repeated("grpc direct", "grpc"))
-        print("gRPC straight to the ledger, batched by the client (ApplyMovements)", flush=True)
-        scenarios.append(repeated("grpc batched", "grpc", batched=True))
-        if facade_available:
-            print("end to end over HTTP: uniform accounts", flush=True)
-            peak = repeated("e2e uniform", "http")
-            scenarios.append(peak)
-            rate = round(0.8 * peak.requests_per_second, 1)
-            print(f"end to end at 80% of the median peak ({rate:,.0f} req/s offered)", flush=True)
-            scenarios.append(repeated("e2e at-80%-of-peak", "http", rate=rate))
-            print(
-                f"end to end, hot accounts ({flags.hot_share:.0%} of traffic on {flags.hot_accounts})",
-                flush=True,
-            )
-            scenarios.append(
-                repeated(
-                    "e2e hot-accounts",
-                    "http",
-                    hot_accounts=flags.hot_accounts,
-                    hot_share=flags.hot_share,
-                )
-            )
-        print("verifying the books", flush=True)
-        verification = asyncio.run(_verify(stack, scenarios))
-    finally:
-        stack.stop()
 
+def _per_request_figures(scenarios: list[Scenario], baseline: Scenario) -> None:
     for scenario in scenarios:
         cores = scenario.extra.get("cpu_cores_used", {})
         if cores and scenario.requests_per_second:
@@ -431,13 +459,60 @@ def main(argv: list[str] | None = None) -> int:
                 tier: round(used * 1e6 / scenario.requests_per_second, 1)
                 for tier, used in cores.items()
             }
-    for scenario in scenarios[1:]:
+    for scenario in scenarios:
+        if scenario is baseline:
+            continue
         scenario.extra["ratio_to_baseline"] = (
             round(scenario.requests_per_second / baseline.requests_per_second, 3)
             if baseline.requests_per_second
             else None
         )
-    valid = verification["ok"] and all(s.extra.get("wrong_answers", 0) == 0 for s in scenarios)
+
+
+CITUS_SUFFIX = " on citus"
+
+
+def main(argv: list[str] | None = None) -> int:
+    flags = _flags(argv)
+    stack = Stack()
+    try:
+        print("starting PostgreSQL, ledger and facade", flush=True)
+        stack.start_postgres(max_connections=100 + flags.ledgers * flags.pool_size + 64)
+        scenarios, baseline, verification = _run_scenarios(stack, flags)
+    finally:
+        stack.stop()
+    verifications = {"single node": verification}
+    cluster_scenarios: list[Scenario] = []
+    if flags.citus:
+        cluster = Stack()
+        try:
+            print("starting a Citus cluster (coordinator + 2 workers), ledger and facade")
+            cluster.start_citus(workers=2)
+            cluster_scenarios, _, verifications["citus"] = _run_scenarios(
+                cluster, flags, CITUS_SUFFIX
+            )
+        finally:
+            cluster.stop()
+        single = {s.name: s for s in scenarios}
+        for scenario in cluster_scenarios:
+            same = single.get(scenario.name.removesuffix(CITUS_SUFFIX))
+            if same is not None and same.requests_per_second:
+                scenario.extra["ratio_to_single_node"] = round(
+                    scenario.requests_per_second / same.requests_per_second, 3
+                )
+    verification = {
+        "discrepancies": sum(v["discrepancies"] for v in verifications.values()),
+        "accounts_checked": sum(v["accounts_checked"] for v in verifications.values()),
+        "answers_match_books": {
+            name: check
+            for v in verifications.values()
+            for name, check in v["answers_match_books"].items()
+        },
+        "ok": all(v["ok"] for v in verifications.values()),
+        "by_stack": verifications,
+    }
+    everything = scenarios + cluster_scenarios
+    valid = verification["ok"] and all(s.extra.get("wrong_answers", 0) == 0 for s in everything)
     result = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {
@@ -447,7 +522,7 @@ def main(argv: list[str] | None = None) -> int:
             "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
         },
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(flags).items()},
-        "scenarios": [s.as_dict() for s in scenarios],
+        "scenarios": [s.as_dict() for s in everything],
         "verification": verification,
         "valid": valid,
     }
@@ -455,9 +530,9 @@ def main(argv: list[str] | None = None) -> int:
     output = flags.output or RESULTS / f"{datetime.now(UTC):%Y-%m-%dT%H%M%S}.json"
     output.write_text(json.dumps(result, indent=2) + "\n")
     print()
-    print(_table(scenarios, baseline))
+    print(_table(everything, baseline))
     print()
-    for scenario in scenarios[1:]:
+    for scenario in everything[1:]:
         cpu = scenario.extra.get("cpu_cores_used", {})
         print(f"{scenario.name}: CPU cores used " + ", ".join(f"{k} {v}" for k, v in cpu.items()))
     print(

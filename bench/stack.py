@@ -1,8 +1,10 @@
 """The system under test, started from scratch for one bench run: an embedded
-PostgreSQL in a temporary directory, ledger service(s) and facade(s)."""
+PostgreSQL in a temporary directory (or, with --citus, a throwaway Citus
+cluster: deploy/citus/cluster.py), ledger service(s) and facade(s)."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import signal
@@ -13,6 +15,8 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -36,10 +40,36 @@ class Stack:
     facade_urls: list[str] = field(default_factory=list)
     facade_admin_urls: list[str] = field(default_factory=list)
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    # The Citus cluster (deploy/citus/cluster.py Cluster) when there is one.
+    cluster: Any = None
 
     @property
     def pgdata(self) -> Path:
         return self.data_dir / "pgdata"
+
+    @property
+    def postgres_data_dirs(self) -> list[Path]:
+        if self.cluster is None:
+            return [self.pgdata]
+        return [Path(node.data_dir) for node in self.cluster.nodes]
+
+    @property
+    def ledger_env(self) -> dict[str, str]:
+        return {"LEDGER_DISTRIBUTED": "true"} if self.cluster is not None else {}
+
+    def worker_url(self, index: int = 0) -> str:
+        """The bench database straight on one worker (Citus only)."""
+        worker = self.cluster.workers[index]
+        return f"postgresql://postgres@127.0.0.1:{worker.port}/{_BENCH_DATABASE}"
+
+    def start_citus(self, workers: int = 2) -> None:
+        """A coordinator and workers on loopback, a database prepared on all."""
+        cluster_module = citus_cluster_module()
+        # A directory of its own: the servers' user must be able to reach it.
+        root = Path(tempfile.mkdtemp(prefix="ledger-bench-citus-"))
+        self.cluster = cluster_module.start(root, workers)
+        cluster_module.create_database(self.cluster, _BENCH_DATABASE)
+        self.database_url = self.cluster.url(_BENCH_DATABASE)
 
     def start_postgres(self, max_connections: int = 200) -> None:
         self.database_url = embedded_pg.control(self.pgdata, "start")
@@ -62,6 +92,7 @@ class Stack:
                 "LEDGER_POOL_MAX_SIZE": str(pool_size),
                 "LEDGER_LOG_LEVEL": "WARNING",
                 "LEDGER_ADMIN_LISTEN": f"127.0.0.1:{free_port()}",
+                **self.ledger_env,
             }
             self._spawn([sys.executable, "-m", "ledger_service", "serve"], env, f"ledger-{index}")
             self.ledger_targets.append(listen)
@@ -104,9 +135,25 @@ class Stack:
                 process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 process.kill()
-        if self.database_url:
+        if self.cluster is not None:
+            citus_cluster_module().stop(self.cluster)
+        elif self.database_url:
             embedded_pg.control(self.pgdata, "stop")
         shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
+_BENCH_DATABASE = "ledger_bench"
+
+
+def citus_cluster_module() -> ModuleType:
+    """deploy/citus/cluster.py (a script, standard library only, not a package)."""
+    path = ROOT / "deploy" / "citus" / "cluster.py"
+    spec = importlib.util.spec_from_file_location("citus_cluster", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
 
 
 def _wait_for_health(target: str, within: float = 60.0) -> None:

@@ -375,6 +375,25 @@ async def assert_books_balance(db: asyncpg.Pool) -> None:
             assert [dict(row) for row in rows] == [], check
 
 
+async def ledger_statements_ended(connection: Any, within: float = 5.0) -> None:
+    """Wait until no ledger process has a statement running: a test holding a
+    lock the ledger waits on lets it go only after the ledger's cancel (sent at
+    its deadline) has landed, else the waiting call may still commit, as any
+    call past its deadline may (the cancel takes longer under load, and on a
+    Citus cluster travels on from the coordinator to the worker)."""
+    for _ in range(int(within / 0.05)):
+        # Activity is read once per transaction unless the snapshot is cleared.
+        await connection.execute("SELECT pg_stat_clear_snapshot()")
+        active = await connection.fetchval(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE application_name = 'ledger-service' AND state = 'active'"
+        )
+        if active == 0:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the ledger's statement is still running after its deadline")
+
+
 # --- Facade processes --------------------------------------------------------
 
 

@@ -10,7 +10,13 @@ import pytest
 
 from ledger_client import pb, pb_grpc
 
-from .conftest import LedgerProcess, assert_books_balance, make_wallet, unique
+from .conftest import (
+    LedgerProcess,
+    assert_books_balance,
+    ledger_statements_ended,
+    make_wallet,
+    unique,
+)
 from .ledger_calls import (
     CLOSE,
     OPEN,
@@ -210,23 +216,9 @@ async def test_wallets_do_not_block_each_other(ledger_stub, db):
         # once that cancel has landed (on a Citus cluster it travels on from
         # the coordinator to the worker, which takes a moment; released sooner,
         # the waiting call could still commit, as any call past its deadline may).
-        await _ledger_statements_ended(connection)
+        await ledger_statements_ended(connection)
     assert await balance_of(ledger_stub, busy) == "10.00"
     await assert_books_balance(db)
-
-
-async def _ledger_statements_ended(connection, within: float = 5.0) -> None:
-    for _ in range(int(within / 0.05)):
-        # Activity is read once per transaction unless the snapshot is cleared.
-        await connection.execute("SELECT pg_stat_clear_snapshot()")
-        active = await connection.fetchval(
-            "SELECT count(*) FROM pg_stat_activity"
-            " WHERE application_name = 'ledger-service' AND state = 'active'"
-        )
-        if active == 0:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("the ledger's statement is still running after its deadline")
 
 
 async def test_user_name_binds_on_first_use_and_must_match(ledger_stub, open_wallet, db):

@@ -12,7 +12,13 @@ import httpx
 
 from ledger_client import pb
 
-from .conftest import FacadeProcess, LedgerProcess, assert_books_balance, free_port
+from .conftest import (
+    FacadeProcess,
+    LedgerProcess,
+    assert_books_balance,
+    free_port,
+    ledger_statements_ended,
+)
 from .ledger_calls import balance_of, outcome_of
 from .slow_proxy import SlowProxy
 from .tradeboss import CANCEL, EXECUTE, TradeBoss
@@ -132,6 +138,7 @@ async def test_slow_ledger_that_did_not_commit_gets_a_tombstone(
                     wallet.customer,
                 )
                 answer = await fast.post(EXECUTE, body, wait=3.0)
+                await ledger_statements_ended(blocker)
                 await transaction.rollback()
             assert answer["code"] == "LW_5002"
             cancel = normal.cancel_body(wallet, body["requestUniqueNo"], "25.00")
