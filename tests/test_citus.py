@@ -169,7 +169,7 @@ async def test_reports_with_a_global_view_work_across_the_workers(ledger_stub, o
         )
     ]
     assert exported[0] == 16
-    times = [entry.created_at for entry in exported[1:]]
+    times = [item.entry.created_at for item in exported[1:]]
     assert times == sorted(times), "the export is in time order across shards"
     found = [item async for item in reconciliation.reconcile(db, company)]
     assert [item for item in found if isinstance(item, reconciliation.Discrepancy)] == []

@@ -342,7 +342,8 @@ class TradeBossModel(RuleBasedStateMachine):
     def post_hold(self, data: st.DataObject, part: str) -> None:
         hold_id = data.draw(st.sampled_from(list(self.holds)))
         hold = self.holds[hold_id]
-        amount = (hold.amount / 2).quantize(Decimal("0.01")) if part else hold.amount
+        half = max((hold.amount / 2).quantize(Decimal("0.01")), Decimal("0.01"))
+        amount = half if part else hold.amount
         answer = self.stub.PostHold(
             pb.PostHoldRequest(
                 debit_account=self._key(hold.wallet),
