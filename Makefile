@@ -53,7 +53,7 @@ CITUS_TESTS := tests/test_citus.py tests/test_adjust.py tests/test_cancel.py \
 	tests/test_group_commit.py tests/test_batching.py tests/test_apply_movements.py \
 	tests/test_crash.py tests/test_replicas.py tests/test_reconciliation.py \
 	tests/test_journal.py tests/test_accounts_and_funding.py tests/test_history.py \
-	tests/test_facade_webhooks.py tests/test_model.py
+	tests/test_facade_webhooks.py tests/test_model.py tests/test_transfers.py
 
 test-citus: install ## The invariant suite on a throwaway Citus cluster: coordinator + 2 workers (builds Citus if missing)
 	# The hold sweeper's scan spans shards by design (it is not the hot path);
