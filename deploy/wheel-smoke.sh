@@ -28,13 +28,14 @@ bin="$work/venv/bin"
 if "$bin/python" -c 'import pytest' 2>/dev/null; then echo "dev extras leaked in"; exit 1; fi
 
 port() { "$bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-grpc_port=$(port); http_port=$(port); metrics_port=$(port)
+grpc_port=$(port); http_port=$(port); metrics_port=$(port); facade_admin_port=$(port)
 cd "$work"  # nothing of the checkout on the path: the wheel alone
 LEDGER_DATA_DIR="$work/data" "$bin/ledger-service" serve --listen "127.0.0.1:$grpc_port" \
     --admin-listen "127.0.0.1:$metrics_port" >"$work/ledger.log" 2>&1 &
 ledger=$!
+# Every port its own: a stack already running here (make run) holds the defaults.
 "$bin/ledger-facade" --listen "127.0.0.1:$http_port" --ledger-target "127.0.0.1:$grpc_port" \
-    >"$work/facade.log" 2>&1 &
+    --admin-listen "127.0.0.1:$facade_admin_port" >"$work/facade.log" 2>&1 &
 facade=$!
 
 cli=("$bin/ledger" --target "127.0.0.1:$grpc_port")
@@ -44,7 +45,7 @@ for _ in $(seq 120); do
     sleep 0.5
 done
 "${cli[@]}" deposit --company-id 1 --customer smoke --currency USD --amount 10.00 --key dep-smoke
-"$bin/python" - "$http_port" <<'PY'
+if "$bin/python" - "$http_port" <<'PY'
 import json, sys, time, urllib.request
 url = f"http://127.0.0.1:{sys.argv[1]}/external-system-credit-limit-adjustment"
 body = {"thirdServerCode": "smoke", "userName": "u-smoke", "currency": "USD", "bizType": 1,
@@ -64,6 +65,7 @@ else:
 print("execute answered", answer["code"], answer["msg"])
 sys.exit(0 if answer["code"] == "0" else 1)
 PY
+then :; else tail -20 "$work/facade.log"; exit 1; fi
 "${cli[@]}" balance --company-id 1 --customer smoke --currency USD | grep -q "7.50" \
     || { echo "balance is not 7.50"; exit 1; }
 kill -TERM "$facade" "$ledger"
