@@ -39,8 +39,8 @@ _BATCH = """SELECT * FROM ledger_transfer_batch(
     p_reference => $9, p_metadata => $10, p_expires_at => $11, p_trace_id => $12,
     p_balance_limit => $13)"""
 _CLOSE = """SELECT * FROM ledger_close_hold(
-    p_company_id => $1, p_customer => $2, p_hold_id => $3, p_post => $4, p_amount => $5,
-    p_fraction_digits => $6, p_balance_limit => $7, p_trace_id => $8)"""
+    p_company_id => $1, p_customer => $2, p_currency => $3, p_hold_id => $4, p_post => $5,
+    p_amount => $6, p_fraction_digits => $7, p_balance_limit => $8, p_trace_id => $9)"""
 _EXPIRE = "SELECT ledger_expire_holds(p_limit => $1)"
 
 # What each recorded refusal or success of the SQL functions means.
@@ -239,6 +239,7 @@ async def close_hold(
             _CLOSE,
             debit.company_id,
             debit.customer,
+            debit.currency,
             hold_id,
             post,
             amount,
@@ -250,8 +251,7 @@ async def close_hold(
     row = await run_transaction(pool, transaction, deadline)
     status = TransferStatus(row["status"])
     hold = row["hold"]
-    if status is TransferStatus.HOLD_NOT_FOUND or hold["currency"] != debit.currency:
-        # A hold is named by its debit account, currency included.
+    if status is TransferStatus.HOLD_NOT_FOUND:
         raise LedgerError(Outcome.HOLD_NOT_FOUND, f"account has no hold {hold_id!r}", "hold_id")
     if status is TransferStatus.TOO_MANY_DIGITS:
         raise LedgerError(

@@ -425,3 +425,25 @@ async def test_reconcile_catches_a_transfer_its_entries_do_not_match(ledger_stub
             await tampering.rollback()
     assert [row["transfer_id"] for row in found] == [request.transfer_id]
     await assert_books_balance(db)
+
+
+async def test_a_hold_named_with_another_currency_is_not_found_and_stays_open(
+    ledger_stub, open_wallet, db
+):
+    customer, merchant = await open_wallet(balance="10.00"), await open_wallet(balance="0")
+    hold = _hold(customer, merchant, "4.00")
+    await ledger_stub.CreateHold(hold)
+    elsewhere = pb.AccountKey(
+        company_id=customer.company_id, customer=customer.customer, currency="EUR"
+    )
+    for close in (
+        ledger_stub.PostHold(pb.PostHoldRequest(debit_account=elsewhere, hold_id=hold.hold_id)),
+        ledger_stub.VoidHold(pb.VoidHoldRequest(debit_account=elsewhere, hold_id=hold.hold_id)),
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await close
+        assert error_detail(refused.value).reason == "HOLD_NOT_FOUND"
+    balance = await _balance(ledger_stub, customer)
+    assert (balance.amount, balance.held) == ("10.00", "4.00")
+    assert (await _balance(ledger_stub, merchant)).amount == "0.00"
+    await assert_books_balance(db)

@@ -125,7 +125,8 @@ $$;
 -- (nothing written), POSTED, VOIDED.
 DROP FUNCTION IF EXISTS ledger_close_hold;
 CREATE FUNCTION ledger_close_hold(
-    p_company_id bigint, p_customer text, p_hold_id text, p_post boolean, p_amount numeric,
+    p_company_id bigint, p_customer text, p_currency text, p_hold_id text, p_post boolean,
+    p_amount numeric,
     p_fraction_digits integer, p_balance_limit numeric, p_trace_id text,
     OUT status transfer_status, OUT debit_balance numeric, OUT debit_held numeric,
     OUT credit_balance numeric, OUT digits smallint, OUT hold transfers)
@@ -137,7 +138,9 @@ BEGIN
     -- Its accounts first (a hold's accounts never change), then the hold.
     SELECT * INTO hold FROM transfers t
     WHERE t.company_id = p_company_id AND t.customer = p_customer AND t.transfer_id = p_hold_id;
-    IF NOT FOUND OR hold.state IS NULL THEN
+    -- A hold is named by its debit account, currency included.
+    IF NOT FOUND OR hold.state IS NULL OR hold.currency <> p_currency THEN
+        hold := NULL;
         status := 'HOLD_NOT_FOUND';
         RETURN;
     END IF;
