@@ -143,22 +143,27 @@ async def create(
 async def _apply(
     connection: asyncpg.Connection, sound: list[tuple[int, TransferCommand, Decimal, int]]
 ) -> list[asyncpg.Record]:
-    return await connection.fetch(
-        _BATCH,
-        [command.debit.company_id for _, command, _, _ in sound],
-        [command.debit.customer for _, command, _, _ in sound],
-        [command.transfer_id for _, command, _, _ in sound],
-        [command.kind for _, command, _, _ in sound],
-        [command.credit_customer for _, command, _, _ in sound],
-        [command.debit.currency for _, command, _, _ in sound],
-        [amount for _, _, amount, _ in sound],
-        [digits for _, _, _, digits in sound],
-        [command.reference for _, command, _, _ in sound],
-        [command.metadata for _, command, _, _ in sound],
-        [command.expire_time for _, command, _, _ in sound],
-        [command.trace_id for _, command, _, _ in sound],
-        money.MAX_BALANCE,
-    )
+    """One statement for the batch: ledger_transfer_batch's parallel arrays,
+    one element per transfer, in the order sent."""
+    rows = [
+        (
+            command.debit.company_id,
+            command.debit.customer,
+            command.transfer_id,
+            command.kind,
+            command.credit_customer,
+            command.debit.currency,
+            amount,
+            digits,
+            command.reference,
+            command.metadata,
+            command.expire_time,
+            command.trace_id,
+        )
+        for _, command, amount, digits in sound
+    ]
+    columns = [list(column) for column in zip(*rows, strict=True)]
+    return await connection.fetch(_BATCH, *columns, money.MAX_BALANCE)
 
 
 def _answer(
