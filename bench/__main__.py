@@ -121,20 +121,24 @@ def _cpu_of(pids: list[int]) -> float:
     return total
 
 
-class _RssSampler:
-    """Each tier's peak resident memory (MB) while a scenario runs, sampled twice a second."""
+class _TierSampler:
+    """Each tier's peak resident memory (MB) and CPU seconds while a scenario
+    runs, sampled ten times a second, so CPU can be read over the load
+    generators' own measured window (not their start-up and warm-up)."""
 
     def __init__(self, pids: dict[str, list[int]]) -> None:
         import threading
 
         self.pids = pids
         self.peak = dict.fromkeys(pids, 0.0)
+        self.cpu: list[tuple[float, dict[str, float]]] = []  # (time.time(), CPU s per tier)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
-        while not self._stop.wait(0.5):
+        while True:
+            self.cpu.append((time.time(), {tier: _cpu_of(p) for tier, p in self.pids.items()}))
             for tier, pids in self.pids.items():
                 for pid in pids:
                     try:
@@ -142,11 +146,20 @@ class _RssSampler:
                     except psutil.NoSuchProcess:
                         continue
                     self.peak[tier] = max(self.peak[tier], round(rss, 1))
+            if self._stop.wait(0.1):
+                return
 
     def stop(self) -> dict[str, float]:
         self._stop.set()
         self._thread.join()
         return self.peak
+
+    def cores_used(self, start: float, end: float) -> dict[str, float]:
+        """Each tier's CPU cores over the samples inside [start, end]."""
+        inside = [sample for sample in self.cpu if start <= sample[0] <= end] or self.cpu
+        (t0, first), (t1, last) = inside[0], inside[-1]
+        span = max(t1 - t0, 1e-9)
+        return {tier: round((last[tier] - first[tier]) / span, 2) for tier in first}
 
 
 def _postgres_pids(stack: Stack) -> list[int]:
@@ -189,9 +202,7 @@ def _load(
         "facade": [p.pid for p in stack.processes if "http_facade" in " ".join(p.args)],
         "postgres": _postgres_pids(stack),
     }
-    cpu_before = {name_: _cpu_of(pids) for name_, pids in component_pids.items()}
-    rss_peak = _RssSampler(component_pids)
-    started = time.perf_counter()
+    sampler = _TierSampler(component_pids)
     for index in range(flags.loaders):
         settings = {
             "mode": mode,
@@ -223,12 +234,12 @@ def _load(
             zip(processes, [f"{_slug(name)}-{i}" for i in range(flags.loaders)], strict=True)
         )
     ]
-    wall = time.perf_counter() - started
-    rss = rss_peak.stop()
-    cpu_after = {name_: _cpu_of(pids) for name_, pids in component_pids.items()}
+    rss = sampler.stop()
     latencies = [latency for output in outputs for latency in output["latencies"]]
     measured = max(output["wall_seconds"] for output in outputs)
-    cpu = {name_: round((cpu_after[name_] - cpu_before[name_]) / wall, 2) for name_ in cpu_before}
+    cpu = sampler.cores_used(
+        min(o["measured_from"] for o in outputs), max(o["measured_until"] for o in outputs)
+    )
     cpu["load generator"] = round(sum(o["cpu_seconds"] for o in outputs) / measured, 2)
     return summarize(
         name,

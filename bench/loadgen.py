@@ -254,8 +254,10 @@ async def main_async(settings: dict[str, Any]) -> dict[str, Any]:
     # Keep the warm-up's answers in the counts (they moved money), not in the latencies.
     tally.latencies = array("d")
     cpu_before = resource.getrusage(resource.RUSAGE_SELF)
+    measured_from = time.time()
     run = open_loop if settings.get("rate") else closed_loop
     wall = await run(one, settings, tally)
+    measured_until = time.time()
     cpu_after = resource.getrusage(resource.RUSAGE_SELF)
     if "_session" in settings:
         await settings["_session"].close()
@@ -270,6 +272,8 @@ async def main_async(settings: dict[str, Any]) -> dict[str, Any]:
         "balances_ok": tally.balances_ok,
         "cpu_seconds": cpu,
         "wall_seconds": wall,
+        "measured_from": measured_from,
+        "measured_until": measured_until,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
 
