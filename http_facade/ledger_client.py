@@ -1,7 +1,7 @@
 """The facade's only way to the ledger: one reused gRPC channel, a deadline on
-every call, and every failure turned into an answer code. Executes and cancels
-in flight at the same time travel together in ApplyMovements calls
-(ledger_client/movements.py) unless batching is off."""
+every call, and every failure turned into an answer code. Webhook calls in
+flight at the same time (balance queries, executes, cancels) travel together
+in ApplyMovements calls (ledger_client/movements.py) unless batching is off."""
 
 from __future__ import annotations
 
@@ -53,6 +53,8 @@ class LedgerClient:
     async def balance(
         self, request: pb.GetBalanceRequest, trace: str, seconds: float
     ) -> pb.GetBalanceResponse:
+        if self._movements is not None:
+            return await self._call(self._movements.balance(request, trace, seconds))
         return await self._call(self._stub.GetBalance(request, **self._options(trace, seconds)))
 
     async def adjust(

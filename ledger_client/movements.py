@@ -1,10 +1,10 @@
-"""Adjusts and cancels from a caller with many in flight at once (the HTTP
-facade): the ones waiting at the same time travel together in one
-ApplyMovements call instead of one call each.
+"""Adjusts, cancels and balance reads from a caller with many in flight at
+once (the HTTP facade): the ones waiting at the same time travel together in
+one ApplyMovements call instead of one call each.
 
 Batched by the rule of ledger_client/batching.py (sent at once while a slot
 is free, never waiting for company). Each item keeps its own trace and timeout, and gets exactly the answer its own
-Adjust or CancelAdjustment would have had: a response, or MovementFailed
+Adjust, CancelAdjustment or GetBalance would have had: a response, or MovementFailed
 carrying the error status that call would have ended with.
 """
 
@@ -59,6 +59,12 @@ class MovementSender:
     ) -> pb.CancelAdjustmentResponse:
         answer = await self._send(pb.MovementRequest(cancel=request, trace_id=trace), seconds)
         return answer.cancel
+
+    async def balance(
+        self, request: pb.GetBalanceRequest, trace: str, seconds: float
+    ) -> pb.GetBalanceResponse:
+        answer = await self._send(pb.MovementRequest(balance=request, trace_id=trace), seconds)
+        return answer.balance
 
     async def _send(self, item: pb.MovementRequest, seconds: float) -> pb.MovementResponse:
         item.timeout.FromMilliseconds(int(seconds * 1000))

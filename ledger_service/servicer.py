@@ -325,6 +325,7 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
         methods: dict[str, tuple[str, Callable[..., Awaitable[Any]]]] = {
             "adjust": ("Adjust", self.Adjust),
             "cancel": ("CancelAdjustment", self.CancelAdjustment),
+            "balance": ("GetBalance", self.GetBalance),
         }
 
         async def one(item: pb.MovementRequest) -> pb.MovementResponse:
@@ -339,7 +340,7 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
                         code=grpc.StatusCode.INVALID_ARGUMENT.value[0],
                         reason=Outcome.INVALID_ARGUMENT.name,
                         field="movement",
-                        message="an item holds neither an adjust nor a cancel",
+                        message="an item holds no adjust, cancel or balance",
                     )
                 )
             method, behaviour = methods[kind]
@@ -352,9 +353,7 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
             )
             if isinstance(answer, pb.MovementError):
                 return pb.MovementResponse(error=answer)
-            if isinstance(answer, pb.AdjustResponse):
-                return pb.MovementResponse(adjust=answer)
-            return pb.MovementResponse(cancel=answer)
+            return pb.MovementResponse(**{kind: answer})
 
         answers = await asyncio.gather(*(one(item) for item in request.movements))
         return pb.ApplyMovementsResponse(movements=answers)

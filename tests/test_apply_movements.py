@@ -1,5 +1,5 @@
 """ApplyMovements: items sent together are each answered exactly as their own
-Adjust or CancelAdjustment would be, with their own trace and deadline; the
+Adjust, CancelAdjustment or GetBalance would be, with their own trace and deadline; the
 client's MovementSender coalesces calls in flight at the same time."""
 
 from __future__ import annotations
@@ -79,6 +79,48 @@ async def test_each_item_gets_the_answer_of_its_own_call(ledger_stub, open_walle
         )
     assert traces[first.request_id] == "trace-1"
     assert traces[refused.request_id] == "trace-4"
+    await assert_books_balance(db)
+
+
+async def test_balance_reads_ride_along_and_see_the_items_before_them(
+    ledger_stub, open_wallet, db
+) -> None:
+    """A balance item is answered as its own GetBalance: the wallet's balance
+    (available, held), its binding rule for user_name, ACCOUNT_NOT_FOUND for
+    an unknown wallet; it moves nothing."""
+    wallet = await open_wallet(balance="10.00")
+    unknown = pb.AccountKey(company_id=wallet.company_id, customer=unique("nobody"), currency="USD")
+    answer = await ledger_stub.ApplyMovements(
+        pb.ApplyMovementsRequest(
+            movements=[
+                pb.MovementRequest(
+                    balance=pb.GetBalanceRequest(account=wallet.key, user_name=wallet.user_name),
+                    trace_id="read-1",
+                ),
+                pb.MovementRequest(balance=pb.GetBalanceRequest(account=unknown)),
+                pb.MovementRequest(
+                    balance=pb.GetBalanceRequest(account=wallet.key, user_name="someone-else")
+                ),
+            ]
+        )
+    )
+    read, missing, mismatch = answer.movements
+    assert read.WhichOneof("answer") == "balance"
+    assert (read.balance.balance.amount, read.balance.balance.available) == ("10.00", "10.00")
+    assert read.balance.entry_no == 1  # the deposit
+    assert (missing.error.reason, missing.error.code) == (
+        "ACCOUNT_NOT_FOUND",
+        grpc.StatusCode.NOT_FOUND.value[0],
+    )
+    lone = None
+    try:
+        await ledger_stub.GetBalance(
+            pb.GetBalanceRequest(account=wallet.key, user_name="someone-else")
+        )
+    except grpc.aio.AioRpcError as error:
+        lone = error.code().value[0]
+    assert lone is not None and mismatch.error.code == lone  # what its own call ends with
+    assert await balance_of(ledger_stub, wallet) == "10.00"
     await assert_books_balance(db)
 
 

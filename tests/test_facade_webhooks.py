@@ -268,6 +268,15 @@ async def test_webhooks_in_flight_together_reach_the_ledger_in_fewer_calls(
     assert {answer["code"] for answer in answers} == {"0"}
     calls = await _ledger_calls(ledger_server, "ApplyMovements") - before
     assert 0 < calls < 250
+    # Balance queries travel in the same calls (reads are quick: with a slot
+    # free, each may go at once on its own).
+    lone_reads = await _ledger_calls(ledger_server, "GetBalance")
+    batches = await _ledger_calls(ledger_server, "ApplyMovements")
+    answers = await asyncio.gather(*(tradeboss.query(wallets[i % 10]) for i in range(100)))
+    assert {(answer["code"], answer["data"]["amount"]) for answer in answers} == {("0", "85.00")}
+    assert 0 < await _ledger_calls(ledger_server, "ApplyMovements") - batches <= 100
+    # Each item is counted as a GetBalance of its own in the ledger's metrics.
+    assert await _ledger_calls(ledger_server, "GetBalance") - lone_reads == 100
     for wallet in wallets:
         assert await balance_of(ledger_stub, wallet) == "85.00"  # 20 debits, 5 reversed
     await assert_books_balance(db)
@@ -290,7 +299,10 @@ async def test_with_batching_off_each_webhook_is_its_own_call(
             assert {answer["code"] for answer in answers} == {"0"}
             cancel = tradeboss.cancel_body(wallet, bodies[0]["requestUniqueNo"], "1.00")
             assert (await tradeboss.post(CANCEL, cancel))["code"] == "0"
+            reads = await _ledger_calls(ledger_server, "GetBalance")
+            assert (await tradeboss.query(wallet))["data"]["amount"] == "91.00"
             assert await _ledger_calls(ledger_server, "Adjust") - before == 10
+            assert await _ledger_calls(ledger_server, "GetBalance") - reads == 1
             assert await _ledger_calls(ledger_server, "ApplyMovements") == batches
     finally:
         assert facade.terminate() == 0
