@@ -10,7 +10,6 @@ import random
 import resource
 import sys
 import time
-import uuid
 from array import array
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -96,31 +95,28 @@ async def grpc_traffic(settings: dict[str, Any], tally: Tally) -> Callable[[], A
 
 
 async def http_traffic(settings: dict[str, Any], tally: Tally) -> Callable[[], Awaitable[None]]:
-    import aiohttp
+    from .http_client import HttpClient
 
-    session = settings["_session"] = aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=60),
-        timeout=aiohttp.ClientTimeout(total=settings["deadline"] + 0.5),
+    client = settings["_client"] = HttpClient(
+        settings["target"].rstrip("/") + settings.get("prefix_path", ""), settings["deadline"] + 0.5
     )
-    base = settings["target"].rstrip("/") + settings.get("prefix_path", "")
     accounts = Accounts(settings["accounts"], settings["hot_accounts"], settings["hot_share"])
     number = _numbers(settings["prefix"])
     executed: list[tuple[int, str]] = []  # (account, number) answered "0", not yet cancelled
     mix = settings["mix"]  # execute, balance, cancel shares
-
-    def headers() -> dict[str, str]:
-        return {
-            "trace": uuid.uuid4().hex,
-            "companyId": str(COMPANY_ID),
-            "timestamp": str(int(time.time() * 1000)),
-        }
+    company = b"companyId: %d\r\n" % COMPANY_ID
 
     async def post(path: str, body: dict[str, Any]) -> dict[str, Any]:
-        async with session.post(base + path, json=body, headers=headers()) as response:
-            if response.status != 200:
-                raise RuntimeError(f"HTTP {response.status}")
-            answer: dict[str, Any] = await response.json()
-            return answer
+        headers = b"trace: %032x\r\n%stimestamp: %d\r\n" % (
+            random.getrandbits(128),
+            company,
+            int(time.time() * 1000),
+        )
+        status, answer = await client.post(path, json.dumps(body).encode(), headers)
+        if status != 200:
+            raise RuntimeError(f"HTTP {status}")
+        parsed: dict[str, Any] = json.loads(answer)
+        return parsed
 
     async def execute() -> None:
         index = accounts.pick()
@@ -259,8 +255,8 @@ async def main_async(settings: dict[str, Any]) -> dict[str, Any]:
     wall = await run(one, settings, tally)
     measured_until = time.time()
     cpu_after = resource.getrusage(resource.RUSAGE_SELF)
-    if "_session" in settings:
-        await settings["_session"].close()
+    if "_client" in settings:
+        await settings["_client"].close()
     cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
     return {
         "latencies": list(tally.latencies),
