@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 import asyncpg
 
@@ -14,6 +15,9 @@ from .errors import LedgerError
 from .model import AccountKey, Balance
 from .outcomes import Outcome
 from .statuses import MovementStatus
+
+if TYPE_CHECKING:
+    from .balance_reads import BalanceReads
 
 _INSERT = """
 INSERT INTO accounts (company_id, customer, currency, digits, user_name, kind, allow_negative)
@@ -28,6 +32,15 @@ FROM accounts
 WHERE company_id = $1 AND customer = $2 AND currency = $3"""
 
 _LOCK = _SELECT + " FOR UPDATE"
+
+# _SELECT for many wallets at once: one row per key, in the keys' order.
+_SELECT_MANY = """
+SELECT a.digits, coalesce(a.user_name, '') AS user_name, a.balance, a.held, a.entry_count,
+       a.kind, a.allow_negative, a.company_id IS NOT NULL AS found
+FROM unnest($1::bigint[], $2::text[], $3::text[]) WITH ORDINALITY
+     AS k(company_id, customer, currency, position)
+LEFT JOIN accounts a USING (company_id, customer, currency)
+ORDER BY k.position"""
 
 _REBIND_USER_NAME = """SELECT * FROM ledger_rebind_user_name(
     p_company_id => $1, p_customer => $2, p_currency => $3, p_user_name => $4,
@@ -80,6 +93,21 @@ async def insert(
 async def find(connection: asyncpg.Connection, key: AccountKey) -> AccountRow:
     row = await connection.fetchrow(_SELECT, *_key_args(key))
     return _to_account(key, row)
+
+
+async def find_many(
+    connection: asyncpg.Connection, keys: list[AccountKey]
+) -> list[AccountRow | None]:
+    """find for each key in one statement; None where there is no account."""
+    columns = (
+        [key.company_id for key in keys],
+        [key.customer for key in keys],
+        [key.currency for key in keys],
+    )
+    rows = await connection.fetch(_SELECT_MANY, *columns)
+    return [
+        _to_account(key, row) if row["found"] else None for key, row in zip(keys, rows, strict=True)
+    ]
 
 
 async def lock(connection: asyncpg.Connection, key: AccountKey) -> AccountRow:
@@ -180,12 +208,22 @@ async def open_account(
 
 
 async def get_balance(
-    pool: asyncpg.Pool, key: AccountKey, user_name: str, deadline: float
+    pool: asyncpg.Pool,
+    key: AccountKey,
+    user_name: str,
+    deadline: float,
+    reads: BalanceReads | None = None,
 ) -> tuple[Balance, int]:
     """The wallet's balance now and its newest entry's number; a user_name
-    binds the wallet on first use and must match afterwards."""
+    binds the wallet on first use and must match afterwards. With `reads`,
+    the row is read in a batch with other reads (balance_reads.py)."""
     validation.account_key(key)
     validation.text(user_name, "user_name", validation.MAX_USER_NAME, required=False)
+    if reads is not None:
+        row = await reads.find(key, deadline)
+        if not user_name or (row.kind == "wallet" and row.user_name == user_name):
+            return row.as_balance(), row.entry_count
+        # A name to bind or to refuse: the transaction below decides.
 
     async def transaction(connection: asyncpg.Connection) -> tuple[Balance, int]:
         account = await find(connection, key)

@@ -160,6 +160,14 @@ def after_commit(pool: asyncpg.Pool, hook: Callable[[], None] | None) -> None:
         _AFTER_COMMIT[pool] = hook
 
 
+def deadline_exceeded() -> LedgerError:
+    """What a call whose deadline ran out before its answer ends with (counted)."""
+    metrics.DEADLINE_EXPIRIES.inc()
+    return LedgerError(
+        Outcome.DEADLINE_EXCEEDED, "the deadline ran out before the ledger could answer"
+    )
+
+
 async def run_transaction(
     pool: asyncpg.Pool,
     work: Callable[[asyncpg.Connection], Awaitable[T]],
@@ -199,10 +207,7 @@ async def run_transaction(
                 finally:
                     await _release(pool, connection)
         except TimeoutError:
-            metrics.DEADLINE_EXPIRIES.inc()
-            raise LedgerError(
-                Outcome.DEADLINE_EXCEEDED, "the deadline ran out before the ledger could answer"
-            ) from None
+            raise deadline_exceeded() from None
         except _RETRY as error:
             last_error: BaseException = error
             outcome = Outcome.ABORTED

@@ -26,9 +26,8 @@ import asyncpg
 from ledger_client.batching import Batcher, Waiting
 
 from . import metrics, money
-from .database import run_transaction
+from .database import deadline_exceeded, run_transaction
 from .errors import LedgerError
-from .outcomes import Outcome
 from .shard_routing import ShardRouter
 
 log = logging.getLogger(__name__)
@@ -115,10 +114,7 @@ class GroupCommit:
             async with asyncio.timeout_at(deadline):
                 return await answer
         except TimeoutError:
-            metrics.DEADLINE_EXPIRIES.inc()
-            raise LedgerError(
-                Outcome.DEADLINE_EXCEEDED, "the deadline ran out before the ledger could answer"
-            ) from None
+            raise deadline_exceeded() from None
 
     async def _commit(self, batch: list[_Waiting]) -> None:
         metrics.BATCH_SIZE.observe(len(batch))

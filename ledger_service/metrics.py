@@ -59,6 +59,11 @@ BATCH_SIZE = Histogram(
     "Executes and cancels committed together in one transaction (group commit)",
     buckets=(1, 2, 4, 8, 16, 32, 64, 128),
 )
+READ_BATCH_SIZE = Histogram(
+    "ledger_read_batch_size",
+    "Wallets whose balances were read together in one statement",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128),
+)
 
 JOURNAL_WATCHERS = Gauge("ledger_journal_watchers", "WatchJournal streams open on this ledger")
 JOURNAL_ENTRIES_SENT = Counter(

@@ -32,6 +32,7 @@ from . import (
     transfers,
     validation,
 )
+from .balance_reads import BalanceReads
 from .errors import LedgerError
 from .group_commit import GroupCommit
 from .interceptor import ANSWER_MARGIN, apply_item, current_call, item_error
@@ -76,6 +77,11 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
         self._feed = journal_feed
         self._movements = GroupCommit(
             pool, settings.batch_max_size, settings.batch_max_in_flight, router
+        )
+        self._reads = (
+            BalanceReads(pool, settings.batch_max_size, settings.batch_max_in_flight)
+            if not settings.distributed
+            else None
         )
 
     async def OpenAccount(
@@ -242,7 +248,7 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
             )
         else:
             balance, entry_no = await accounts.get_balance(
-                self._pool, key, request.user_name, call.deadline
+                self._pool, key, request.user_name, call.deadline, self._reads
             )
         return pb.GetBalanceResponse(balance=_balance(balance), entry_no=entry_no)
 

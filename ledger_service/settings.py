@@ -8,8 +8,8 @@
 | LEDGER_OVERTRADING_POLICY   | deduct           | ABNORMAL_OVERTRADING: `deduct` or `ignore`           |
 | LEDGER_POOL_MIN_SIZE        | 2                | database connections kept open                       |
 | LEDGER_POOL_MAX_SIZE        | 10               | database connections at most                         |
-| LEDGER_BATCH_MAX_SIZE       | 64               | executes and cancels committed together at most      |
-| LEDGER_BATCH_MAX_IN_FLIGHT  | 2                | batches in flight before new ones queue (group commit)|
+| LEDGER_BATCH_MAX_SIZE       | 64               | executes and cancels committed (balances read) together at most |
+| LEDGER_BATCH_MAX_IN_FLIGHT  | 2                | batches in flight before new ones queue (group commit; balance reads have as many of their own) |
 | LEDGER_DEFAULT_DEADLINE     | 10               | seconds allowed to a call that carries no deadline   |
 | LEDGER_SHUTDOWN_GRACE       | 10               | seconds in-flight calls get to finish on SIGTERM     |
 | LEDGER_HOLD_SWEEP_INTERVAL  | 1                | seconds between releases of expired holds            |

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import random
 from decimal import Decimal
+from urllib.request import urlopen
 
 import asyncpg
 import grpc
@@ -227,3 +228,63 @@ async def balance_of_wallet(db: asyncpg.Pool, customer: str) -> Decimal:
         return await connection.fetchval(
             "SELECT balance FROM accounts WHERE customer = $1", customer
         )
+
+
+async def _batched_reads(ledger_server) -> tuple[float, float]:
+    """(balance read batches, wallets read in them) from the ledger's /metrics."""
+    text = await asyncio.to_thread(lambda: urlopen(ledger_server.metrics_url).read().decode())
+    values = dict(
+        line.rsplit(" ", 1) for line in text.splitlines() if line.startswith("ledger_read_batch")
+    )
+    return float(values["ledger_read_batch_size_count"]), float(
+        values["ledger_read_batch_size_sum"]
+    )
+
+
+async def test_concurrent_balance_reads_share_statements_and_keep_their_own_answers(
+    ledger_stub, ledger_server, open_wallet, db
+) -> None:
+    """300 GetBalance calls at once over known wallets, unknown ones, a wallet
+    bound on its first read and a mismatched name: fewer statements than
+    reads, and each call ends as it would alone."""
+    wallets = [await open_wallet(balance=f"{n}.00") for n in range(1, 11)]
+    for wallet in wallets:  # bound to their names by a first read
+        await ledger_stub.GetBalance(
+            pb.GetBalanceRequest(account=wallet.key, user_name=wallet.user_name)
+        )
+    unbound = await open_wallet(balance="5.00")
+    unknown = pb.AccountKey(company_id=wallets[0].company_id, customer=unique("no"), currency="USD")
+
+    async def read(request: pb.GetBalanceRequest) -> str:
+        try:
+            answer = await ledger_stub.GetBalance(request, timeout=10)
+        except grpc.aio.AioRpcError as error:
+            return error.code().name
+        return str(answer.balance.available)
+
+    calls: list[tuple[pb.GetBalanceRequest, str]] = []
+    for n in range(300):
+        wallet = wallets[n % 10]
+        if n % 10 == 3:
+            calls.append((pb.GetBalanceRequest(account=unknown), "NOT_FOUND"))
+        elif n % 50 == 7:
+            mismatch = pb.GetBalanceRequest(account=wallet.key, user_name="not-" + wallet.user_name)
+            calls.append((mismatch, "FAILED_PRECONDITION"))
+        else:
+            named = pb.GetBalanceRequest(account=wallet.key, user_name=wallet.user_name * (n % 2))
+            calls.append((named, f"{n % 10 + 1}.00"))
+    calls.append((pb.GetBalanceRequest(account=unbound.key, user_name="first-name"), "5.00"))
+    before = await _batched_reads(ledger_server)
+    answers = await asyncio.gather(*(read(request) for request, _ in calls))
+    assert answers == [expected for _, expected in calls]
+    after = await _batched_reads(ledger_server)
+    batches, wallets_read = after[0] - before[0], after[1] - before[1]
+    assert wallets_read == len(calls)  # every call read its row in a batch
+    assert 0 < batches < len(calls)
+    # The first read bound the name; another name is now refused.
+    assert await read(pb.GetBalanceRequest(account=unbound.key, user_name="first-name")) == "5.00"
+    assert (
+        await read(pb.GetBalanceRequest(account=unbound.key, user_name="other-name"))
+        == "FAILED_PRECONDITION"
+    )
+    await assert_books_balance(db)
