@@ -68,16 +68,17 @@ class MovementSender:
 
     async def _send(self, item: pb.MovementRequest, seconds: float) -> pb.MovementResponse:
         item.timeout.FromMilliseconds(int(seconds * 1000))
-        deadline = asyncio.get_running_loop().time() + seconds
-        answer = self._batcher.enqueue(item, deadline, tracing.current_context())
+        loop = asyncio.get_running_loop()
+        answer = self._batcher.enqueue(item, loop.time() + seconds, tracing.current_context())
+        # A timer on the item's own future rather than asyncio.wait_for (a
+        # task per call): giving up, or a caller cancelled, ends only this
+        # future, never its batch; a future that ended is never sent, or its
+        # late answer is dropped.
+        timer = loop.call_later(seconds + _CALL_MARGIN, _give_up, answer)
         try:
-            # Shielded: an item's caller giving up must not cancel its batch.
-            response = await asyncio.wait_for(asyncio.shield(answer), seconds + _CALL_MARGIN)
-        except TimeoutError:
-            answer.cancel()
-            raise MovementFailed(
-                grpc.StatusCode.DEADLINE_EXCEEDED, None, "the ledger did not answer in time"
-            ) from None
+            response = await answer
+        finally:
+            timer.cancel()
         if response.HasField("error"):
             error = response.error
             raise MovementFailed(
@@ -101,3 +102,12 @@ class MovementSender:
             return
         for waiting, answer in zip(batch, response.movements, strict=True):
             waiting.settle(answer)
+
+
+def _give_up(answer: asyncio.Future[pb.MovementResponse]) -> None:
+    if not answer.done():
+        answer.set_exception(
+            MovementFailed(
+                grpc.StatusCode.DEADLINE_EXCEEDED, None, "the ledger did not answer in time"
+            )
+        )
