@@ -74,7 +74,7 @@ class HttpClient:
     async def post(self, path: str, body: bytes, headers: bytes) -> tuple[int, bytes]:
         """(status, body). `headers`: extra header lines, each ending in CRLF."""
         loop = asyncio.get_running_loop()
-        connection = self._idle.pop() if self._idle else await self._connect()
+        connection = await self._connection()
         assert connection.transport is not None
         answer = connection.answer = loop.create_future()
         connection.transport.write(
@@ -103,6 +103,15 @@ class HttpClient:
             if connection.transport is not None:
                 connection.transport.close()
         self._idle.clear()
+
+    async def _connection(self) -> _Connection:
+        """The connection used last (LIFO), skipping any the server closed
+        while it sat idle (its keep-alive timeout), or a new one."""
+        while self._idle:
+            connection = self._idle.pop()
+            if connection.open:
+                return connection
+        return await self._connect()
 
     async def _connect(self) -> _Connection:
         loop = asyncio.get_running_loop()

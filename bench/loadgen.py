@@ -31,6 +31,11 @@ class Tally:
     cancels_ok: int = 0
     balances_ok: int = 0
 
+    def failure(self, error: Exception) -> None:
+        self.errors += 1
+        if len(self.wrong_examples) < 5:
+            self.wrong_examples.append(f"error: {error!r}"[:300])
+
     def mistake(self, text: str) -> None:
         self.wrong += 1
         if len(self.wrong_examples) < 5:
@@ -196,9 +201,7 @@ async def closed_loop(
             try:
                 await one()
             except Exception as error:
-                tally.errors += 1
-                if len(tally.wrong_examples) < 5:
-                    tally.wrong_examples.append(f"error: {error!r}"[:300])
+                tally.failure(error)
                 continue
             tally.latencies.append(time.perf_counter() - sent)
 
@@ -219,8 +222,8 @@ async def open_loop(
     async def timed(planned: float) -> None:
         try:
             await one()
-        except Exception:
-            tally.errors += 1
+        except Exception as error:
+            tally.failure(error)
             return
         tally.latencies.append(time.perf_counter() - planned)
 
