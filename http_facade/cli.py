@@ -13,7 +13,7 @@ from typing import Any
 import uvicorn
 from starlette.applications import Starlette
 
-from ledger_client import logs, settings_kit, tracing
+from ledger_client import logs, runtime, settings_kit, tracing
 
 from . import connection_limits
 from .app import create_app, ledger_client_for
@@ -71,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     server = DrainingServer(
         uvicorn.Config(tracing.asgi(app), **options), app, settings.prestop_delay
     )
+    runtime.tune_gc()
     server.run()
     return 0
 

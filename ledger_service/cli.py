@@ -9,7 +9,7 @@ import sys
 
 import asyncpg
 
-from ledger_client import logs, settings_kit
+from ledger_client import logs, runtime, settings_kit
 
 from . import server
 from .database import UnsafeDatabase
@@ -39,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     logs.configure(settings.log_level, settings.log_format)
     if flags.command == "migrate":
         return _migrate(parser, settings, status_only=flags.status)
+    runtime.tune_gc()
     try:
         asyncio.run(server.serve(settings))
     except (ValueError, OSError) as error:  # bad TLS files, unusable address
