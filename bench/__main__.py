@@ -327,6 +327,7 @@ def _table(scenarios: list[Scenario], baseline: Scenario) -> str:
             "CPU us/req load/facade/ledger/pg",
             "peak RSS MB facade/ledger",
             "wrong",
+            "failed",
         )
     ]
     for s in scenarios:
@@ -359,6 +360,7 @@ def _table(scenarios: list[Scenario], baseline: Scenario) -> str:
                 else "",
                 f"{rss.get('facade', 0):.0f}/{rss.get('ledger', 0):.0f}" if rss else "",
                 str(s.extra.get("wrong_answers", 0)),
+                str(s.errors),
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
