@@ -12,14 +12,12 @@ not batched: a read of many wallets would span shards and workers.
 
 from __future__ import annotations
 
-import asyncio
-
 import asyncpg
 
 from ledger_client.batching import Batcher, Waiting
 
 from . import accounts, metrics
-from .database import deadline_exceeded, run_transaction
+from .database import run_transaction, until_deadline
 from .errors import LedgerError
 from .model import AccountKey
 
@@ -37,11 +35,7 @@ class BalanceReads:
         """The wallet's row as accounts.find reads it (ACCOUNT_NOT_FOUND when
         there is none), read in the next batch."""
         answer = self._batcher.enqueue(key, deadline)
-        try:
-            async with asyncio.timeout_at(deadline):
-                return await answer
-        except TimeoutError:
-            raise deadline_exceeded() from None
+        return await until_deadline(answer, deadline)
 
     async def _read(self, batch: list[_Waiting]) -> None:
         metrics.READ_BATCH_SIZE.observe(len(batch))

@@ -168,6 +168,16 @@ def deadline_exceeded() -> LedgerError:
     )
 
 
+async def until_deadline(answer: Awaitable[T], deadline: float) -> T:
+    """The answer, or DEADLINE_EXCEEDED once the loop-time deadline passes
+    (a batched item's caller waiting for its batch)."""
+    try:
+        async with asyncio.timeout_at(deadline):
+            return await answer
+    except TimeoutError:
+        raise deadline_exceeded() from None
+
+
 async def run_transaction(
     pool: asyncpg.Pool,
     work: Callable[[asyncpg.Connection], Awaitable[T]],

@@ -16,7 +16,6 @@ slow or restarting worker holds up only its own wallets.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from decimal import Decimal
 from typing import NamedTuple
@@ -26,7 +25,7 @@ import asyncpg
 from ledger_client.batching import Batcher, Waiting
 
 from . import metrics, money
-from .database import deadline_exceeded, run_transaction
+from .database import run_transaction, until_deadline
 from .errors import LedgerError
 from .shard_routing import ShardRouter
 
@@ -110,11 +109,7 @@ class GroupCommit:
         # its own future; a movement still queued is then never sent. One
         # whose batch is in flight may still commit: like any call that ran
         # out of time, its outcome is unknown to the caller (TradeBoss cancels).
-        try:
-            async with asyncio.timeout_at(deadline):
-                return await answer
-        except TimeoutError:
-            raise deadline_exceeded() from None
+        return await until_deadline(answer, deadline)
 
     async def _commit(self, batch: list[_Waiting]) -> None:
         metrics.BATCH_SIZE.observe(len(batch))
