@@ -18,7 +18,6 @@ from ledger_client.batching import Batcher, Waiting
 
 from . import accounts, metrics
 from .database import run_transaction, until_deadline
-from .errors import LedgerError
 from .model import AccountKey
 
 _Waiting = Waiting[AccountKey, "accounts.AccountRow"]
@@ -47,7 +46,7 @@ class BalanceReads:
 
         try:
             rows = await run_transaction(self._pool, statement, deadline, appends_journal=False)
-        except LedgerError as error:
+        except Exception as error:  # a read writes nothing: every reader gets the error
             for waiting in batch:
                 waiting.settle(error=error)
             return
