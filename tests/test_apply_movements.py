@@ -90,6 +90,11 @@ async def test_balance_reads_ride_along_and_see_the_items_before_them(
     (available, held), its binding rule for user_name, ACCOUNT_NOT_FOUND for
     an unknown wallet; it moves nothing."""
     wallet = await open_wallet(balance="10.00")
+    # Bound first: the items of one call run concurrently, so a bind inside
+    # it would race the mismatch below.
+    await ledger_stub.GetBalance(
+        pb.GetBalanceRequest(account=wallet.key, user_name=wallet.user_name)
+    )
     unknown = pb.AccountKey(company_id=wallet.company_id, customer=unique("nobody"), currency="USD")
     answer = await ledger_stub.ApplyMovements(
         pb.ApplyMovementsRequest(
