@@ -140,17 +140,21 @@ TRADEBOSS_FIELD = {proto: name for name, proto in PROTO_FIELD.items()}
 
 
 @cache
-def _adapter(model: type[WebhookBody], name: str) -> TypeAdapter[Any]:
-    return TypeAdapter(model.model_fields[name].rebuild_annotation(), config=_STRICT)
+def _reader(model: type[WebhookBody], name: str) -> tuple[TypeAdapter[Any], bool]:
+    """The field's validator and whether it is required, built once per field
+    (read_field runs a dozen times per webhook)."""
+    field = model.model_fields[name]
+    return TypeAdapter(field.rebuild_annotation(), config=_STRICT), field.is_required()
 
 
 def read_field(model: type[WebhookBody], body: dict[str, Any], name: str) -> tuple[Any, str | None]:
     """The field's value as declared, or (None, why) when it is missing or malformed."""
-    field = model.model_fields[name]
-    if body.get(name) is None:
-        return None, f"{name} is required" if field.is_required() else None
+    adapter, required = _reader(model, name)
+    value = body.get(name)
+    if value is None:
+        return None, f"{name} is required" if required else None
     try:
-        return _adapter(model, name).validate_python(body[name]), None
+        return adapter.validate_python(value), None
     except ValidationError as error:
         reason = error.errors()[0]["msg"].removeprefix("Value error, ")
         return None, f"{name}: {reason}"
