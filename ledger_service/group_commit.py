@@ -5,9 +5,11 @@ once while a slot is free, never waiting for company).
 A batch is one statement, `ledger_apply_batch` (functions/20_trading.sql),
 which locks its wallets in one global order and applies the movements in
 arrival order; each movement gets its own row, and its caller is answered only
-after the batch committed. When a batch fails for a reason other than the ones
-run_transaction retries, each of its movements runs again alone, so one bad
-movement fails only its own caller.
+after the batch committed. A burst is spread by customer over the free slots
+(a customer's movements stay together, in arrival order): PostgreSQL runs each
+statement on one core, and one long batch left the other slot idle. When a
+batch fails for a reason other than the ones run_transaction retries, each of
+its movements runs again alone, so one bad movement fails only its own caller.
 
 On a Citus cluster each worker has a batcher of its own (shard_routing.py),
 so a batch holds only wallets of one worker and is delegated whole to it; a
@@ -79,6 +81,10 @@ _BATCH = """SELECT * FROM ledger_apply_batch(
 _Waiting = Waiting[Movement, asyncpg.Record]
 
 
+def _customer(movement: Movement) -> str:
+    return movement.customer
+
+
 class GroupCommit:
     def __init__(
         self,
@@ -98,7 +104,9 @@ class GroupCommit:
         group = self._router.group_of(customer) if self._router is not None else 0
         batcher = self._batchers.get(group)
         if batcher is None:
-            batcher = Batcher(self._commit, self._max_size, self._max_in_flight)
+            batcher = Batcher(
+                self._commit, self._max_size, self._max_in_flight, spread_by=_customer
+            )
             self._batchers[group] = batcher
         return batcher
 

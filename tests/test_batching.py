@@ -1,7 +1,8 @@
 """The batching rule both hops share (ledger_client/batching.py), in pure
 asyncio: a lone item leaves at once, items that queue while the slots are busy
 leave together in arrival order, up to max_size; an item whose caller gave up
-never leaves."""
+never leaves; with spread_by, a burst leaves as parallel batches, each key's
+items together."""
 
 from __future__ import annotations
 
@@ -53,3 +54,34 @@ async def test_free_slots_send_in_parallel() -> None:
     sender.release.set()
     assert await asyncio.gather(*futures) == [10, 20, 30, 40]
     assert sender.batches[2:] == [[3, 4]]
+
+
+async def test_a_burst_spreads_over_the_free_slots_by_key() -> None:
+    sender = _Sender()
+    batcher: Batcher[int, int] = Batcher(
+        sender, max_size=10, max_in_flight=2, spread_by=lambda item: item // 10
+    )
+    items = [10, 20, 11, 21, 30, 31, 40]  # key: the tens
+    # One burst: both slots start a sender before either has taken anything.
+    futures = [batcher.enqueue(item, 0.0) for item in items]
+    await asyncio.sleep(0)
+    assert len(sender.batches) == 2, "the burst should leave as two batches at once"
+    assert sorted(item for batch in sender.batches for item in batch) == sorted(items)
+    for batch in sender.batches:
+        assert batch == sorted(batch, key=items.index)  # arrival order inside each
+    first, second = ({item // 10 for item in batch} for batch in sender.batches)
+    assert not first & second  # a key's items leave together
+    sender.release.set()
+    assert await asyncio.gather(*futures) == [item * 10 for item in items]
+
+
+async def test_a_share_with_nothing_in_it_leaves_the_queue_to_the_last_sender() -> None:
+    sender = _Sender()
+    batcher: Batcher[int, int] = Batcher(
+        sender, max_size=10, max_in_flight=2, spread_by=lambda item: 1
+    )
+    futures = [batcher.enqueue(item, 0.0) for item in (1, 2, 3)]
+    await asyncio.sleep(0)
+    sender.release.set()
+    assert await asyncio.gather(*futures) == [10, 20, 30]
+    assert sender.batches == [[1, 2, 3]]  # one key: one batch, no empty one sent

@@ -168,6 +168,37 @@ async def test_a_caller_that_gave_up_before_its_batch_left_moves_nothing(
     assert await _balance(db, wallet) == Decimal("9.00")
 
 
+async def test_a_burst_runs_as_parallel_batches_by_customer(db: asyncpg.Pool, open_wallet) -> None:
+    """Movements arriving at once while both slots are free leave as two
+    batches, each customer's movements in one of them, in arrival order."""
+    wallets = [await open_wallet(balance="10.00") for _ in range(4)]
+    while len({hash(wallet.customer) % 2 for wallet in wallets}) < 2:
+        wallets.append(await open_wallet(balance="10.00"))  # both shares non-empty
+    movements = GroupCommit(db, max_size=64, max_in_flight=2)
+    policy = OvertradingPolicy.DEDUCT
+    burst = [wallet for wallet in wallets for _ in range(3)]
+    numbers = [unique("exe") for _ in burst]
+    batches_before, items_before = _batches()
+    results = await asyncio.gather(
+        *(
+            adjustments.adjust(
+                movements, _execute(wallet, "4.00", number), policy, "t", _deadline()
+            )
+            for wallet, number in zip(burst, numbers, strict=True)
+        )
+    )
+    batches_after, items_after = _batches()
+    assert (batches_after - batches_before, items_after - items_before) == (2, len(burst))
+    # Each wallet's three debits of 4.00 on 10.00, in arrival order: two
+    # applied, the third refused (it would go below zero).
+    outcomes = [result.outcome for result in results]
+    expected = [Outcome.APPLIED, Outcome.APPLIED, Outcome.INSUFFICIENT_BALANCE] * len(wallets)
+    assert outcomes == expected
+    for wallet in wallets:
+        assert await _balance(db, wallet) == Decimal("2.00")
+    await assert_books_balance(db)
+
+
 async def test_crossing_batches_never_deadlock(db: asyncpg.Pool, open_wallet) -> None:
     """Batches in flight together name the same wallets in every order; the
     global lock order keeps them from deadlocking (a deadlock would show as a
