@@ -5,6 +5,7 @@ mypy-protobuf, when installed, adds precise type stubs (.pyi)."""
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import sys
 from importlib import resources
@@ -28,7 +29,9 @@ def generate(out_dir: Path) -> list[Path]:
         f"--grpc_python_out={out_dir}",
     ]
     plugin = shutil.which("protoc-gen-mypy", path=str(Path(sys.executable).parent))
-    if plugin:
+    # The plugin runs with this process's environment: in pip's isolated build
+    # environment it is found beside the interpreter but cannot import its module.
+    if plugin and importlib.util.find_spec("mypy_protobuf") is not None:
         args += [f"--plugin=protoc-gen-mypy={plugin}", f"--mypy_out={out_dir}"]
     args += [f"{PACKAGE}/{source.relative_to(PROTOS).as_posix()}" for source in sources]
     out_dir.mkdir(parents=True, exist_ok=True)
