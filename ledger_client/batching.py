@@ -90,6 +90,8 @@ class Batcher(Generic[T, R]):
         leaving = self._in_flight - self._sending
         if self._spread_by is not None and leaving > 1:
             return self._share(leaving)
+        # Alone (the usual case under load): take from the front and stop at
+        # max_size; a share has to look at the whole queue.
         batch: list[Waiting[T, R]] = []
         while self._queue and len(batch) < self._max_size:
             waiting = self._queue.popleft()
