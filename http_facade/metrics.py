@@ -6,6 +6,8 @@ from decimal import Decimal
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from ledger_client.call_metrics import CallMetrics
+
 REQUESTS = Counter(
     "facade_requests_total", "Webhook calls answered, by endpoint and code", ["endpoint", "code"]
 )
@@ -16,6 +18,7 @@ LATENCY = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 3.0, 5.0),
 )
 IN_FLIGHT = Gauge("facade_requests_in_flight", "Webhook calls being answered", ["endpoint"])
+WEBHOOKS = CallMetrics(REQUESTS, LATENCY, IN_FLIGHT)
 MONEY_MOVED = Counter(
     "facade_money_moved_total",
     "Absolute amount moved by answered webhooks, by currency and operation "

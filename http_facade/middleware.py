@@ -41,16 +41,14 @@ class WebhookObserver:
         state = scope.setdefault("state", {})
         fields: dict[str, Any] = {"endpoint": endpoint, "trace": trace}
         state.update(arrived=arrived, trace=trace, log_fields=fields)
-        metrics.IN_FLIGHT.labels(endpoint).inc()
+        metrics.WEBHOOKS.started(endpoint)
         try:
             await self.app(scope, receive, send)
         finally:
             elapsed = time.perf_counter() - arrived
             # Set by whoever rendered the answer; an exception that escaped renders LW_5000.
             code = state.get("code", codes.INTERNAL_ERROR.code)
-            metrics.IN_FLIGHT.labels(endpoint).dec()
-            metrics.LATENCY.labels(endpoint).observe(elapsed)
-            metrics.REQUESTS.labels(endpoint, code).inc()
+            metrics.WEBHOOKS.ended(endpoint, code, elapsed)
             fields.update(code=code, duration_ms=round(elapsed * 1000, 2))
             log.info("%s %s", endpoint, code, extra={"fields": fields})
 

@@ -226,7 +226,7 @@ class _Call:
             or _id_of(request)
             or (account.customer if account is not None else "")
         )
-        metrics.IN_FLIGHT.labels(method).inc()
+        metrics.CALLS.started(method)
 
     @classmethod
     def of(
@@ -263,9 +263,7 @@ class _Call:
     def done(self) -> None:
         _CURRENT.reset(self.token)
         elapsed = time.perf_counter() - self.started
-        metrics.IN_FLIGHT.labels(self.method).dec()
-        metrics.LATENCY.labels(self.method).observe(elapsed)
-        metrics.REQUESTS.labels(self.method, self.outcome).inc()
+        metrics.CALLS.ended(self.method, self.outcome, elapsed)
         fields = {
             "method": self.method,
             "trace": self.trace_id,

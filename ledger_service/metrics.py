@@ -14,6 +14,8 @@ from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from ledger_client.call_metrics import CallMetrics
+
 REQUESTS = Counter(
     "ledger_requests_total", "gRPC calls answered, by method and outcome", ["method", "outcome"]
 )
@@ -24,6 +26,7 @@ LATENCY = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
 IN_FLIGHT = Gauge("ledger_requests_in_flight", "gRPC calls being answered", ["method"])
+CALLS = CallMetrics(REQUESTS, LATENCY, IN_FLIGHT)
 MONEY_MOVED = Counter(
     "ledger_money_moved_total",
     "Absolute amount moved in balances, by currency and operation "
