@@ -147,6 +147,17 @@ def _reader(model: type[WebhookBody], name: str) -> tuple[TypeAdapter[Any], bool
     return TypeAdapter(field.rebuild_annotation(), config=_STRICT), field.is_required()
 
 
+def read_all(model: type[WebhookBody], body: dict[str, Any]) -> dict[str, Any] | None:
+    """Every field as declared when the whole body is well-formed (the usual
+    case: one validation instead of one per field), else None: the caller then
+    reads field by field to learn which failed. The same types either way, so
+    the values are the same."""
+    try:
+        return model.model_validate(body).__dict__
+    except ValidationError:
+        return None
+
+
 def read_field(model: type[WebhookBody], body: dict[str, Any], name: str) -> tuple[Any, str | None]:
     """The field's value as declared, or (None, why) when it is missing or malformed."""
     adapter, required = _reader(model, name)

@@ -137,7 +137,12 @@ class Shape:
     error: pb.InputError | None = None
     notes: list[str] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        self._valid = schema.read_all(self.model, self.body)
+
     def get(self, name: str) -> Any:
+        if self._valid is not None:
+            return self._valid[name]
         value, problem = schema.read_field(self.model, self.body, name)
         if problem is None:
             return value
