@@ -41,7 +41,12 @@ def _flags(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="a smoke run in under a minute")
     parser.add_argument("--duration", type=float, default=20.0, help="seconds per scenario")
     parser.add_argument("--accounts", type=int, default=10_000)
-    parser.add_argument("--concurrency", type=int, default=64, help="callers per load process")
+    parser.add_argument(
+        "--concurrency",
+        default="64,128,256",
+        help="callers per load process; with several, each scenario family runs at the one "
+        "that answers most (probed briefly, as pgbench's clients are)",
+    )
     parser.add_argument("--loaders", type=int, default=1, help="load generator processes")
     parser.add_argument("--ledgers", type=int, default=1, help="ledger service processes")
     parser.add_argument("--facades", type=int, default=1, help="facade processes")
@@ -49,7 +54,7 @@ def _flags(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--mix", default="70,20,10", help="execute,balance,cancel percentages")
     parser.add_argument("--hot-accounts", type=int, default=10)
     parser.add_argument("--hot-share", type=float, default=0.5)
-    parser.add_argument("--pgbench-clients", default="4,8,16,32")
+    parser.add_argument("--pgbench-clients", default="4,8,16,32,64")
     parser.add_argument(
         "--repeat", type=int, default=3, help="runs of each scenario (median and spread shown)"
     )
@@ -62,6 +67,7 @@ def _flags(argv: list[str] | None) -> argparse.Namespace:
         flags.duration = min(flags.duration, 4.0)
         flags.accounts = min(flags.accounts, 300)
         flags.pgbench_clients = "8"
+        flags.concurrency = flags.concurrency.split(",")[0]
         flags.repeat = 1
     return flags
 
@@ -183,6 +189,10 @@ def _repeated(runs: list[Scenario]) -> Scenario:
     return median
 
 
+def _caller_counts(flags: argparse.Namespace) -> list[int]:
+    return [int(count) for count in str(flags.concurrency).split(",")]
+
+
 def _slug(name: str) -> str:
     """Request numbers of a scenario start with this (a run has each once)."""
     return name.replace(" ", "-").replace("%", "pct")
@@ -203,6 +213,7 @@ def _load(
         "postgres": _postgres_pids(stack),
     }
     sampler = _TierSampler(component_pids)
+    callers = overrides.pop("concurrency", _caller_counts(flags)[0])
     for index in range(flags.loaders):
         settings = {
             "mode": mode,
@@ -210,7 +221,7 @@ def _load(
             "accounts": flags.accounts,
             "hot_accounts": 0,
             "hot_share": 0.0,
-            "concurrency": flags.concurrency,
+            "concurrency": callers,
             "duration": flags.duration,
             "deadline": 2.5,
             "prefix": f"{_slug(name)}-{index}",
@@ -246,7 +257,7 @@ def _load(
         latencies,
         errors=sum(o["errors"] for o in outputs),
         wall_seconds=measured,
-        clients=flags.concurrency * flags.loaders,
+        clients=callers * flags.loaders,
         wrong_answers=sum(o["wrong"] for o in outputs),
         wrong_examples=[e for o in outputs for e in o["wrong_examples"]][:5],
         executes_ok=sum(o["executes_ok"] for o in outputs),
@@ -317,6 +328,7 @@ def _table(scenarios: list[Scenario], baseline: Scenario) -> str:
     rows = [
         (
             "scenario",
+            "callers",
             "req/s (median)",
             "spread",
             "vs ceiling",
@@ -345,6 +357,7 @@ def _table(scenarios: list[Scenario], baseline: Scenario) -> str:
         rows.append(
             (
                 s.name,
+                str(s.clients or ""),
                 f"{s.requests_per_second:,.0f}",
                 f"{spread[0]:,.0f}-{spread[1]:,.0f}" if spread else "",
                 f"{ratio:.2f}x",
@@ -420,7 +433,35 @@ def _run_scenarios(
     batched.name += suffix
     scenarios.append(batched)
 
-    def repeated(name: str, mode: str, **overrides: Any) -> Scenario:
+    probes: list[Scenario] = []
+
+    def best_callers(name: str, mode: str, **overrides: Any) -> int:
+        """The caller count that answers most, each probed briefly, as the
+        pgbench baseline probes its client counts: a batching design answers
+        more the more is in flight, a per-request one does not."""
+        counts = _caller_counts(flags)
+        if len(counts) == 1:
+            return counts[0]
+        seconds = max(2.0, flags.duration / 4)
+        for count in counts:
+            probe = _load(
+                # Named apart: no scenario's request numbers start like a probe's.
+                f"probe {count} {name}{suffix}",
+                stack,
+                flags,
+                mode,
+                concurrency=count,
+                duration=seconds,
+                **overrides,
+            )
+            print(f"  probe: {count:>4} callers -> {probe.requests_per_second:,.0f} req/s")
+            probes.append(probe)
+        tried = probes[-len(counts) :]
+        return max(tried, key=lambda probe: probe.requests_per_second).clients // flags.loaders
+
+    def repeated(name: str, mode: str, callers: int | None = None, **overrides: Any) -> Scenario:
+        if callers is None:
+            callers = best_callers(name, mode, **overrides)
         name += suffix
         return _repeated(
             [
@@ -429,6 +470,7 @@ def _run_scenarios(
                     stack,
                     flags,
                     mode,
+                    concurrency=callers,
                     **overrides,
                 )
                 for run in range(flags.repeat)
@@ -445,7 +487,8 @@ def _run_scenarios(
         scenarios.append(peak)
         rate = round(0.8 * peak.requests_per_second, 1)
         print(f"end to end at 80% of the median peak ({rate:,.0f} req/s offered)", flush=True)
-        scenarios.append(repeated("e2e at-80%-of-peak", "http", rate=rate))
+        callers = peak.clients // flags.loaders
+        scenarios.append(repeated("e2e at-80%-of-peak", "http", callers, rate=rate))
         print(
             f"end to end, hot accounts ({flags.hot_share:.0%} of traffic on {flags.hot_accounts})",
             flush=True,
@@ -454,12 +497,17 @@ def _run_scenarios(
             repeated(
                 "e2e hot-accounts",
                 "http",
+                callers,
                 hot_accounts=flags.hot_accounts,
                 hot_share=flags.hot_share,
             )
         )
     print("verifying the books", flush=True)
-    verification = asyncio.run(_verify(stack, scenarios))
+    verification = asyncio.run(_verify(stack, scenarios + probes))
+    for probe in probes:
+        if probe.extra.get("wrong_answers") or probe.errors:
+            verification["ok"] = False
+            verification.setdefault("failed_probes", []).append(probe.name)
     _per_request_figures(scenarios, baseline)
     return scenarios, baseline, verification
 
