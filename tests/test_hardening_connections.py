@@ -10,7 +10,9 @@ import asyncio
 import re
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -38,18 +40,24 @@ async def _started(facade_factory, cls: type[FacadeProcess] = FacadeProcess, **s
     return facade
 
 
-async def _answered_meanwhile(facade: FacadeProcess, wallet, attack: asyncio.Task) -> list[float]:
-    """Another client's balance queries while the attack runs: each one's time."""
+async def _answered_meanwhile(
+    facade: FacadeProcess, wallet, start_attack: Callable[[], Any]
+) -> tuple[list[float], asyncio.Task]:
+    """Another client's balance queries while the attack runs: each one's time.
+    The client's connection is open before the attack starts (a flood that
+    fills the connection cap first would refuse it, as designed)."""
     times = []
     async with httpx.AsyncClient() as client:
         tradeboss = TradeBoss(facade.url, client)
+        assert (await tradeboss.query(wallet))["code"] == "0"
+        attack = asyncio.create_task(asyncio.to_thread(start_attack))
         while not attack.done() and len(times) < 50:
             started = time.perf_counter()
             answer = await tradeboss.query(wallet)
             assert answer["code"] == "0"
             times.append(time.perf_counter() - started)
             await asyncio.sleep(0.05)
-    return times
+    return times, attack
 
 
 def _refused(facade: FacadeProcess, reason: str) -> float:
@@ -86,8 +94,7 @@ async def test_an_endless_header_costs_one_connection(facade_factory, open_walle
             attacker.close()
 
     try:
-        attack = asyncio.create_task(asyncio.to_thread(endless_header))
-        times = await _answered_meanwhile(facade, wallet, attack)
+        times, attack = await _answered_meanwhile(facade, wallet, endless_header)
         answer = await attack
         assert answer.startswith(b"HTTP/1.1 431") or answer == b""
         assert times and max(times) < 1.0, times
@@ -118,8 +125,7 @@ async def test_a_slow_sender_is_cut_off_and_others_are_served(facade_factory, op
             attacker.close()
 
     try:
-        attack = asyncio.create_task(asyncio.to_thread(slowloris))
-        times = await _answered_meanwhile(facade, wallet, attack)
+        times, attack = await _answered_meanwhile(facade, wallet, slowloris)
         lasted, answer = await attack
         assert lasted < 10, "the slow sender was never cut off"
         assert answer.startswith(b"HTTP/1.1 408") or answer == b""
@@ -162,8 +168,7 @@ async def test_a_flood_of_idle_connections_is_closed_and_real_calls_still_answer
                 connection.close()
 
     try:
-        attack = asyncio.create_task(asyncio.to_thread(flood))
-        times = await _answered_meanwhile(facade, wallet, attack)
+        times, attack = await _answered_meanwhile(facade, wallet, flood)
         closed = await attack
         assert closed >= 390, f"only {closed} of the idle connections were closed"
         assert times and max(times) < 1.0, times
