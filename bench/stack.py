@@ -116,12 +116,30 @@ class Stack:
         for url in self.facade_admin_urls:
             _wait_for_http(url + "/readyz")
 
-    def _spawn(self, command: list[str], env: dict[str, str], name: str) -> None:
+    def spawn_from(
+        self, checkout: Path, module: list[str], env: dict[str, str]
+    ) -> subprocess.Popen[bytes]:
+        """`python -m module...` run from another checkout (bench/ab.py): its
+        packages come first on the path, its stubs generated if missing."""
+        if not (checkout / "ledger_client" / "generated").exists():
+            subprocess.run([sys.executable, "protos/generate.py", "."], cwd=checkout, check=True)
+        name = f"{checkout.name}-{module[0]}-{len(self.processes)}"
+        return self._spawn([sys.executable, "-m", *module], {**os.environ, **env}, name, checkout)
+
+    def wait_for_ledger(self, target: str) -> None:
+        _wait_for_health(target)
+
+    def wait_for_facade(self, admin_url: str) -> None:
+        _wait_for_http(admin_url + "/readyz")
+
+    def _spawn(
+        self, command: list[str], env: dict[str, str], name: str, cwd: Path = ROOT
+    ) -> subprocess.Popen[bytes]:
         log = (self.data_dir / f"{name}.log").open("ab")
-        self.processes.append(
-            subprocess.Popen(command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-        )
+        process = subprocess.Popen(command, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
         log.close()
+        self.processes.append(process)
+        return process
 
     def pids(self) -> list[int]:
         return [process.pid for process in self.processes]
