@@ -247,10 +247,7 @@ async def main_async(settings: dict[str, Any]) -> dict[str, Any]:
     # Warm up before the clock starts, as many requests at once as there are
     # callers, so that each has its connection open (one at a time opened a
     # single connection, and the measured run set up all the others).
-    for _ in range(2):
-        await asyncio.gather(
-            *(one() for _ in range(settings["concurrency"])), return_exceptions=True
-        )
+    await asyncio.gather(*(one() for _ in range(settings["concurrency"])), return_exceptions=True)
     # Keep the warm-up's answers in the counts (they moved money), not in the latencies.
     tally.latencies = array("d")
     cpu_before = resource.getrusage(resource.RUSAGE_SELF)
