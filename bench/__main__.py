@@ -30,6 +30,7 @@ from typing import Any
 import psutil
 
 from .baseline import batched_ceiling, best_baseline, run_pgbench
+from .loadgen import generator_settings
 from .stack import ROOT, Stack
 from .stats import Scenario, summarize
 
@@ -199,9 +200,16 @@ def _slug(name: str) -> str:
 
 
 def _load(
-    name: str, stack: Stack, flags: argparse.Namespace, mode: str, **overrides: Any
+    name: str,
+    stack: Stack,
+    flags: argparse.Namespace,
+    mode: str,
+    callers: int,
+    seconds: float | None = None,
+    **overrides: Any,
 ) -> Scenario:
-    """Run the load generators for one scenario; check answers; account CPU."""
+    """Run the load generators for one scenario (for `seconds`, by default
+    --duration); check answers; account CPU."""
     targets = stack.ledger_targets if mode == "grpc" else stack.facade_urls
     mix = [int(part) for part in flags.mix.split(",")]
     processes = []
@@ -213,24 +221,21 @@ def _load(
         "postgres": _postgres_pids(stack),
     }
     sampler = _TierSampler(component_pids)
-    callers = overrides.pop("concurrency", _caller_counts(flags)[0])
     for index in range(flags.loaders):
-        settings = {
-            "mode": mode,
-            "target": targets[index % len(targets)],
-            "accounts": flags.accounts,
-            "hot_accounts": 0,
-            "hot_share": 0.0,
-            "concurrency": callers,
-            "duration": flags.duration,
-            "deadline": 2.5,
-            "prefix": f"{_slug(name)}-{index}",
-            "mix": mix,
+        prefix = f"{_slug(name)}-{index}"
+        settings = generator_settings(
+            mode,
+            targets[index % len(targets)],
+            accounts=flags.accounts,
+            concurrency=callers,
+            duration=seconds or flags.duration,
+            prefix=prefix,
+            mix=mix,
+            report=str(reports / f"{prefix}.json"),
             **overrides,
-        }
+        )
         if settings.get("rate"):
             settings["rate"] = settings["rate"] / flags.loaders
-        settings["report"] = str(reports / f"{settings['prefix']}.json")
         processes.append(
             subprocess.Popen(
                 [sys.executable, "-m", "bench.loadgen", json.dumps(settings)],
@@ -443,6 +448,7 @@ def _run_scenarios(
         if len(counts) == 1:
             return counts[0]
         seconds = max(2.0, flags.duration / 4)
+        best, best_per_second = counts[0], -1.0
         for count in counts:
             probe = _load(
                 # Named apart: no scenario's request numbers start like a probe's.
@@ -450,14 +456,15 @@ def _run_scenarios(
                 stack,
                 flags,
                 mode,
-                concurrency=count,
-                duration=seconds,
+                count,
+                seconds,
                 **overrides,
             )
             print(f"  probe: {count:>4} callers -> {probe.requests_per_second:,.0f} req/s")
             probes.append(probe)
-        tried = probes[-len(counts) :]
-        return max(tried, key=lambda probe: probe.requests_per_second).clients // flags.loaders
+            if probe.requests_per_second > best_per_second:
+                best, best_per_second = count, probe.requests_per_second
+        return best
 
     def repeated(name: str, mode: str, callers: int | None = None, **overrides: Any) -> Scenario:
         if callers is None:
@@ -470,7 +477,7 @@ def _run_scenarios(
                     stack,
                     flags,
                     mode,
-                    concurrency=callers,
+                    callers,
                     **overrides,
                 )
                 for run in range(flags.repeat)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -28,7 +27,8 @@ from typing import Any
 import psutil
 
 from .__main__ import _open_accounts
-from .stack import Stack, free_port
+from .loadgen import generator_settings
+from .stack import Stack, free_port, wait_for_health, wait_for_http
 
 _SIDES = ("A", "B")
 
@@ -49,7 +49,7 @@ def _start_side(stack: Stack, checkout: Path, pool_size: int) -> dict[str, Any]:
             "LEDGER_ADMIN_LISTEN": "",
         },
     )
-    stack.wait_for_ledger(listen)
+    wait_for_health(listen)
     port, admin = free_port(), free_port()
     facade = stack.spawn_from(
         checkout,
@@ -61,7 +61,7 @@ def _start_side(stack: Stack, checkout: Path, pool_size: int) -> dict[str, Any]:
             "FACADE_LOG_LEVEL": "WARNING",
         },
     )
-    stack.wait_for_facade(f"http://127.0.0.1:{admin}")
+    wait_for_http(f"http://127.0.0.1:{admin}/readyz")
     return {
         "target": listen,
         "url": f"http://127.0.0.1:{port}",
@@ -79,19 +79,16 @@ def _round(sides: list[dict[str, Any]], flags: argparse.Namespace, number: int) 
     reports = [Path(flags.work) / f"ab-{number}-{name}.json" for name in _SIDES]
     generators = []
     for name, side, report in zip(_SIDES, sides, reports, strict=True):
-        settings = {
-            "mode": "http",
-            "target": side["url"],
-            "accounts": flags.accounts,
-            "hot_accounts": 0,
-            "hot_share": 0.0,
-            "concurrency": flags.callers,
-            "duration": flags.seconds,
-            "deadline": 2.5,
-            "prefix": f"ab-{number}-{name}",
-            "mix": [int(part) for part in flags.mix.split(",")],
-            "report": str(report),
-        }
+        settings = generator_settings(
+            "http",
+            side["url"],
+            accounts=flags.accounts,
+            concurrency=flags.callers,
+            duration=flags.seconds,
+            prefix=f"ab-{number}-{name}",
+            mix=[int(part) for part in flags.mix.split(",")],
+            report=str(report),
+        )
         generators.append(
             subprocess.Popen([sys.executable, "-m", "bench.loadgen", json.dumps(settings)])
         )
@@ -169,5 +166,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("PYTHONUNBUFFERED", "1")
     sys.exit(main())

@@ -54,6 +54,37 @@ class Accounts:
         return random.randint(1, self.count)
 
 
+def generator_settings(
+    mode: str,
+    target: str,
+    *,
+    accounts: int,
+    concurrency: int,
+    duration: float,
+    prefix: str,
+    mix: list[int],
+    report: str,
+    **overrides: Any,
+) -> dict[str, Any]:
+    """What a generator is started with (`python -m bench.loadgen '<json>'`):
+    uniform accounts and a 2.5 s deadline unless `overrides` say otherwise
+    (hot_accounts and hot_share, rate for an open loop, batched for gRPC)."""
+    return {
+        "mode": mode,
+        "target": target,
+        "accounts": accounts,
+        "hot_accounts": 0,
+        "hot_share": 0.0,
+        "concurrency": concurrency,
+        "duration": duration,
+        "deadline": 2.5,
+        "prefix": prefix,
+        "mix": mix,
+        "report": report,
+        **overrides,
+    }
+
+
 def _numbers(prefix: str) -> Callable[[], str]:
     counter = iter(range(1, 1 << 62))
     return lambda: f"{prefix}-{next(counter)}"

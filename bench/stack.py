@@ -97,7 +97,7 @@ class Stack:
             self._spawn([sys.executable, "-m", "ledger_service", "serve"], env, f"ledger-{index}")
             self.ledger_targets.append(listen)
         for target in self.ledger_targets:
-            _wait_for_health(target)
+            wait_for_health(target)
 
     def start_facades(self, count: int, extra_env: dict[str, str] | None = None) -> None:
         for index in range(count):
@@ -114,7 +114,7 @@ class Stack:
             self.facade_urls.append(f"http://127.0.0.1:{port}")
             self.facade_admin_urls.append(f"http://127.0.0.1:{admin_port}")
         for url in self.facade_admin_urls:
-            _wait_for_http(url + "/readyz")
+            wait_for_http(url + "/readyz")
 
     def spawn_from(
         self, checkout: Path, module: list[str], env: dict[str, str]
@@ -125,12 +125,6 @@ class Stack:
             subprocess.run([sys.executable, "protos/generate.py", "."], cwd=checkout, check=True)
         name = f"{checkout.name}-{module[0]}-{len(self.processes)}"
         return self._spawn([sys.executable, "-m", *module], {**os.environ, **env}, name, checkout)
-
-    def wait_for_ledger(self, target: str) -> None:
-        _wait_for_health(target)
-
-    def wait_for_facade(self, admin_url: str) -> None:
-        _wait_for_http(admin_url + "/readyz")
 
     def _spawn(
         self, command: list[str], env: dict[str, str], name: str, cwd: Path = ROOT
@@ -174,7 +168,7 @@ def citus_cluster_module() -> ModuleType:
     return module
 
 
-def _wait_for_health(target: str, within: float = 60.0) -> None:
+def wait_for_health(target: str, within: float = 60.0) -> None:
     give_up_at = time.monotonic() + within
     with grpc.insecure_channel(target) as channel:
         health = health_pb2_grpc.HealthStub(channel)
@@ -190,7 +184,7 @@ def _wait_for_health(target: str, within: float = 60.0) -> None:
             time.sleep(0.1)
 
 
-def _wait_for_http(url: str, within: float = 60.0) -> None:
+def wait_for_http(url: str, within: float = 60.0) -> None:
     import urllib.error
     import urllib.request
 
