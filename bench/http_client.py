@@ -12,6 +12,7 @@ loudly rather than misread it.
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import cast
 from urllib.parse import urlsplit
 
@@ -26,6 +27,7 @@ class _Connection(asyncio.Protocol):
         self.buffer = bytearray()
         self.answer: asyncio.Future[tuple[int, bytes]] | None = None
         self.open = True
+        self.idle_since = 0.0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
@@ -60,7 +62,11 @@ class _Connection(asyncio.Protocol):
 
 
 class HttpClient:
-    def __init__(self, base_url: str, timeout: float) -> None:
+    """`keepalive_expiry`: a connection idle longer than this is closed, not
+    reused. It must be shorter than the server's keep-alive (the facade's is
+    5 s by default): a request sent as the server closes its end is reset."""
+
+    def __init__(self, base_url: str, timeout: float, keepalive_expiry: float = 4.0) -> None:
         parts = urlsplit(base_url)
         if parts.scheme != "http" or parts.hostname is None:
             raise ValueError(f"an http:// URL is needed, not {base_url!r}")
@@ -69,6 +75,7 @@ class HttpClient:
         self._prefix = parts.path.rstrip("/").encode()
         self._host_header = f"Host: {parts.netloc}\r\n".encode()
         self._timeout = timeout
+        self._keepalive_expiry = keepalive_expiry
         self._idle: list[_Connection] = []
 
     async def post(self, path: str, body: bytes, headers: bytes) -> tuple[int, bytes]:
@@ -93,6 +100,7 @@ class HttpClient:
             timer.cancel()
             connection.answer = None
         if connection.open:
+            connection.idle_since = time.monotonic()
             self._idle.append(connection)
         else:
             connection.transport.close()
@@ -106,11 +114,15 @@ class HttpClient:
 
     async def _connection(self) -> _Connection:
         """The connection used last (LIFO), skipping any the server closed
-        while it sat idle (its keep-alive timeout), or a new one."""
+        while it sat idle and closing any near the server's keep-alive
+        timeout, or a new one."""
+        fresh_since = time.monotonic() - self._keepalive_expiry
         while self._idle:
             connection = self._idle.pop()
-            if connection.open:
+            if connection.open and connection.idle_since > fresh_since:
                 return connection
+            if connection.transport is not None:
+                connection.transport.close()
         return await self._connect()
 
     async def _connect(self) -> _Connection:
