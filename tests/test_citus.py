@@ -11,6 +11,7 @@ import random
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import grpc
@@ -244,3 +245,86 @@ async def _unavailable_retries(ledger: LedgerProcess) -> float:
         for line in text.splitlines()
         if line.startswith("ledger_transaction_retries_total{") and "unavailable" in line
     )
+
+
+# --- column statistics (migration 0006) -------------------------------------------
+
+_SHARD_TARGETS = """
+SELECT DISTINCT regexp_replace(c.relname, '_[0-9]+$', '') AS table_name, a.attname, a.attstattarget
+FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+WHERE c.relname ~ '^(journal_entries|requests)_[0-9]+$' AND a.attname = ANY($1)"""
+# (table, column) -> target: keys some query uses, payload columns none does.
+_EXPECTED_TARGETS = {
+    ("journal_entries", "customer"): 30,
+    ("journal_entries", "request_unique_no"): 30,
+    ("journal_entries", "trace_id"): 0,
+    ("requests", "customer"): 30,
+    ("requests", "request_unique_no"): 30,
+    ("requests", "trace_id"): 0,
+    ("requests", "metadata"): 0,
+}
+
+
+async def _targets_on_the_workers(database_url: str) -> dict[tuple[str, str], set[int]]:
+    columns = list({column for _, column in _EXPECTED_TARGETS})
+    found: dict[tuple[str, str], set[int]] = {}
+    for url in _worker_urls(database_url):
+        connection = await asyncpg.connect(url)
+        try:
+            # Citus hides shards from other applications' catalog queries.
+            await connection.execute("SET citus.show_shards_for_app_name_prefixes = '*'")
+            for row in await connection.fetch(_SHARD_TARGETS, columns):
+                key = (row["table_name"], row["attname"])
+                found.setdefault(key, set()).add(row["attstattarget"])
+        finally:
+            await connection.close()
+    return found
+
+
+async def test_column_statistics_targets_reach_every_shard(database_url, ledger_server):
+    """Where ANALYZE runs on Citus: the shards on the workers. A fresh database
+    is migrated, then distributed (Citus copies each column's target)."""
+    assert await _targets_on_the_workers(database_url) == {
+        key: {target} for key, target in _EXPECTED_TARGETS.items()
+    }
+
+
+async def test_column_statistics_targets_reach_the_shards_of_tables_distributed_before(
+    database_url, monkeypatch
+):
+    """A cluster distributed before migration 0006: Citus refuses SET
+    STATISTICS on a distributed table, so the migration sets it on each shard."""
+    from ledger_service import migrations, server
+
+    name = unique("stats_upgrade").replace("-", "_")
+    citus_cluster("create-database", name)
+    url = urlunsplit(urlsplit(database_url)._replace(path="/" + name))
+    try:
+        shipped = migrations.available()
+        statistics = next(
+            m for m in shipped if m.name.endswith("_statistics_where_queries_look.sql")
+        )
+        monkeypatch.setattr(
+            migrations, "available", lambda: [m for m in shipped if m.version < statistics.version]
+        )
+        await server.migrate(url, distributed=True)
+        before = await _targets_on_the_workers(url)
+        assert before and all(0 not in targets for targets in before.values())
+        monkeypatch.setattr(migrations, "available", lambda: shipped)
+        assert statistics.name in await server.migrate(url, distributed=True)
+        assert await _targets_on_the_workers(url) == {
+            key: {target} for key, target in _EXPECTED_TARGETS.items()
+        }
+        coordinator = await asyncpg.connect(url)
+        try:
+            assert (
+                await coordinator.fetchval(
+                    "SELECT attstattarget FROM pg_attribute"
+                    " WHERE attrelid = 'requests'::regclass AND attname = 'metadata'"
+                )
+                == 0
+            ), "new shards copy the coordinator's table"
+        finally:
+            await coordinator.close()
+    finally:
+        citus_cluster("drop-database", name)
