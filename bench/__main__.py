@@ -32,7 +32,7 @@ import psutil
 from .baseline import batched_ceiling, best_baseline, run_pgbench
 from .loadgen import generator_settings
 from .stack import ROOT, Stack
-from .stats import Scenario, summarize
+from .stats import Scenario, p99_by_second, summarize
 
 RESULTS = ROOT / "bench" / "results"
 
@@ -187,6 +187,8 @@ def _repeated(runs: list[Scenario]) -> Scenario:
         ordered[-1].requests_per_second,
     ]
     median.extra["p99_ms_of_runs"] = [run.p99_ms for run in runs]
+    if "p99_ms_by_second" in median.extra:
+        median.extra["p99_ms_by_second_of_runs"] = [run.extra["p99_ms_by_second"] for run in runs]
     return median
 
 
@@ -252,6 +254,10 @@ def _load(
     ]
     rss = sampler.stop()
     latencies = [latency for output in outputs for latency in output["latencies"]]
+    by_second = {}
+    if overrides.get("rate"):
+        sent = [offset for output in outputs for offset in output["sent"]]
+        by_second = {"p99_ms_by_second": p99_by_second(sent, latencies)}
     measured = max(output["wall_seconds"] for output in outputs)
     cpu = sampler.cores_used(
         min(o["measured_from"] for o in outputs), max(o["measured_until"] for o in outputs)
@@ -273,6 +279,7 @@ def _load(
         peak_rss_mb=rss,
         loadgen_peak_rss_mb=round(max(o.get("peak_rss_mb", 0.0) for o in outputs), 1),
         **({"offered_rate": overrides["rate"]} if overrides.get("rate") else {}),
+        **by_second,
     )
 
 
@@ -603,6 +610,12 @@ def main(argv: list[str] | None = None) -> int:
     for scenario in everything[1:]:
         cpu = scenario.extra.get("cpu_cores_used", {})
         print(f"{scenario.name}: CPU cores used " + ", ".join(f"{k} {v}" for k, v in cpu.items()))
+    for scenario in everything:
+        for run, seconds in enumerate(scenario.extra.get("p99_ms_by_second_of_runs", []), 1):
+            print(
+                f"{scenario.name.split(' #')[0]} run {run}: p99 ms by second sent "
+                + " ".join(f"{p99:.0f}" for p99 in seconds)
+            )
     print(
         f"\nbooks: {verification['discrepancies']} discrepancies over "
         f"{verification['accounts_checked']:,} accounts; answers match the books: "

@@ -24,6 +24,8 @@ DIGITS = 2
 @dataclass
 class Tally:
     latencies: array = field(default_factory=lambda: array("d"))
+    # Open loop only: each latency's planned send time, seconds from the start.
+    sent: array = field(default_factory=lambda: array("d"))
     errors: int = 0  # transport failures, timeouts
     wrong: int = 0  # answers that are not what the ledger owes us
     wrong_examples: list[str] = field(default_factory=list)
@@ -257,6 +259,7 @@ async def open_loop(
             tally.failure(error)
             return
         tally.latencies.append(time.perf_counter() - planned)
+        tally.sent.append(planned - started)
 
     planned = started
     while planned < end:
@@ -292,6 +295,7 @@ async def main_async(settings: dict[str, Any]) -> dict[str, Any]:
     cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
     return {
         "latencies": list(tally.latencies),
+        "sent": list(tally.sent),
         "errors": tally.errors,
         "wrong": tally.wrong,
         "wrong_examples": tally.wrong_examples,

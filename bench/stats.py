@@ -51,3 +51,14 @@ def summarize(
         clients=clients,
         extra=dict(extra),
     )
+
+
+def p99_by_second(sent: list[float], latencies: list[float]) -> list[float]:
+    """An open loop's p99 (ms) for each whole second of planned send time:
+    tells a queue that stays long from one slow moment."""
+    seconds: dict[int, list[float]] = {}
+    for offset, latency in zip(sent, latencies, strict=True):
+        seconds.setdefault(int(offset), []).append(latency)
+    return [
+        round(percentile(sorted(seconds[second]), 0.99) * 1000, 1) for second in sorted(seconds)
+    ]
