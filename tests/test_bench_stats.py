@@ -10,4 +10,4 @@ def test_p99_by_second_groups_by_planned_send_time_not_by_arrival():
     latencies = [0.010] * 100 + [0.900] + [0.020] * 100
     assert p99_by_second(sent, latencies) == [10.0, 20.0]
     # Two slow answers among 102 in a second reach its p99.
-    assert p99_by_second(sent[:101] + [0.5], latencies[:101] + [0.9]) == [900.0]
+    assert p99_by_second([*sent[:101], 0.5], [*latencies[:101], 0.9]) == [900.0]
