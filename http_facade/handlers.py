@@ -60,9 +60,14 @@ def respond(
     request: Request, code: Code, params: tuple[str, ...] = (), data: dict[str, Any] | None = None
 ) -> Response:
     """The envelope, its code noted for the log line and the metrics."""
-    request.state.code = code.code
-    arrived = getattr(request.state, "arrived", time.perf_counter())
-    return render(code, params, validation.trace_of(request.headers), arrived, data or {})
+    state = request.state
+    state.code = code.code
+    # A webhook's middleware read both when it arrived; other paths have neither.
+    arrived = getattr(state, "arrived", None) or time.perf_counter()
+    trace = getattr(state, "trace", None)
+    if trace is None:
+        trace = validation.trace_of(request.headers)
+    return render(code, params, trace, arrived, data or {})
 
 
 async def refusal(request: Request, error: Exception) -> Response:
