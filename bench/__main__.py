@@ -254,10 +254,13 @@ def _load(
     ]
     rss = sampler.stop()
     latencies = [latency for output in outputs for latency in output["latencies"]]
-    by_second = {}
+    open_loop = {}
     if overrides.get("rate"):
         sent = [offset for output in outputs for offset in output["sent"]]
-        by_second = {"p99_ms_by_second": p99_by_second(sent, latencies)}
+        open_loop = {
+            "offered_rate": overrides["rate"],
+            "p99_ms_by_second": p99_by_second(sent, latencies),
+        }
     measured = max(output["wall_seconds"] for output in outputs)
     cpu = sampler.cores_used(
         min(o["measured_from"] for o in outputs), max(o["measured_until"] for o in outputs)
@@ -278,8 +281,7 @@ def _load(
         cpu_cores_used=cpu,
         peak_rss_mb=rss,
         loadgen_peak_rss_mb=round(max(o.get("peak_rss_mb", 0.0) for o in outputs), 1),
-        **({"offered_rate": overrides["rate"]} if overrides.get("rate") else {}),
-        **by_second,
+        **open_loop,
     )
 
 
