@@ -69,7 +69,7 @@ soak: install ## The model-based test at length (LEDGER_SOAK=1: hundreds of rand
 lint: install breaking ## ruff, mypy, buf lint and buf breaking
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy ledger_service http_facade ledger_client
+	$(BIN)/mypy ledger_service http_facade ledger_client bench
 	$(BIN)/buf lint
 
 # The contract may only grow: protos/ is compared with the previous commit's

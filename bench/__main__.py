@@ -218,8 +218,8 @@ def _load(
     reports = stack.data_dir / "reports"
     reports.mkdir(exist_ok=True)
     component_pids = {
-        "ledger": [p.pid for p in stack.processes if "ledger" in " ".join(p.args)],
-        "facade": [p.pid for p in stack.processes if "http_facade" in " ".join(p.args)],
+        "ledger": stack.pids_of("ledger_service"),
+        "facade": stack.pids_of("http_facade.cli"),
         "postgres": _postgres_pids(stack),
     }
     sampler = _TierSampler(component_pids)

@@ -145,6 +145,10 @@ class Stack:
     def pids(self) -> list[int]:
         return [process.pid for process in self.processes]
 
+    def pids_of(self, module: str) -> list[int]:
+        """The processes started as `python -m module`."""
+        return [p.pid for p in self.processes if isinstance(p.args, list) and module in p.args]
+
     def stop(self) -> None:
         for process in self.processes:
             if process.poll() is None:
