@@ -11,6 +11,9 @@ from starlette.responses import Response
 
 from .codes import Code
 
+# One encoder (json.dumps builds one per call when given options).
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
 
 class Answer(Exception):
     """Raised anywhere in a handler to answer at once with a code."""
@@ -38,7 +41,4 @@ def render(
         "ok": code.ok,
         "fail": not code.ok,
     }
-    return Response(
-        json.dumps(body, ensure_ascii=False, separators=(",", ":")),
-        media_type="application/json",
-    )
+    return Response(_encode(body), media_type="application/json")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from functools import cache
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -39,7 +40,12 @@ LEDGER_DEADLINE_EXPIRIES = Counter(
 )
 
 
+# Children looked up once: only a wallet's currency reaches it (an applied
+# movement), so the set of labels stays as small as the currencies in use.
+_money_moved = cache(MONEY_MOVED.labels)
+
+
 def money_moved(currency: str, operation: str, amount: str) -> None:
     value = abs(Decimal(amount or "0"))
     if value:
-        MONEY_MOVED.labels(currency, operation).inc(float(value))
+        _money_moved(currency, operation).inc(float(value))
