@@ -142,9 +142,6 @@ class Stack:
         self.processes.append(process)
         return process
 
-    def pids(self) -> list[int]:
-        return [process.pid for process in self.processes]
-
     def pids_of(self, module: str) -> list[int]:
         """The processes started as `python -m module`."""
         return [p.pid for p in self.processes if isinstance(p.args, list) and module in p.args]
