@@ -6,8 +6,8 @@ collected every 50,000 allocations instead of every 700. A request allocates
 a few hundred short-lived objects that reference counting frees by itself;
 with the default threshold the collector ran every few requests, and each
 older-generation pass walked the start-up objects again, in the middle of
-someone's answer. Measured in the bench (README, Performance): more requests
-per core and a shorter tail at 80% of peak.
+someone's answer. Measured in the bench (docs/performance-history.md, the
+round of 2026-12-04): more requests per core and a shorter tail at 80% of peak.
 """
 
 from __future__ import annotations
