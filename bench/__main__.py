@@ -63,6 +63,12 @@ def _flags(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--citus", action="store_true", help="also run every scenario on a Citus cluster"
     )
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        help="both services' log level (INFO, their default: a line per call; "
+        "references up to 2026-12-07i ran at WARNING)",
+    )
     flags = parser.parse_args(argv)
     if flags.quick:
         flags.duration = min(flags.duration, 4.0)
@@ -551,7 +557,7 @@ CITUS_SUFFIX = " on citus"
 
 def main(argv: list[str] | None = None) -> int:
     flags = _flags(argv)
-    stack = Stack()
+    stack = Stack(log_level=flags.log_level)
     try:
         print("starting PostgreSQL, ledger and facade", flush=True)
         stack.start_postgres(max_connections=100 + flags.ledgers * flags.pool_size + 64)
@@ -561,7 +567,7 @@ def main(argv: list[str] | None = None) -> int:
     verifications = {"single node": verification}
     cluster_scenarios: list[Scenario] = []
     if flags.citus:
-        cluster = Stack()
+        cluster = Stack(log_level=flags.log_level)
         try:
             print("starting a Citus cluster (coordinator + 2 workers), ledger and facade")
             cluster.start_citus(workers=2)

@@ -45,7 +45,7 @@ def _start_side(stack: Stack, checkout: Path, pool_size: int) -> dict[str, Any]:
             "LEDGER_LISTEN": listen,
             "LEDGER_POOL_MIN_SIZE": str(pool_size),
             "LEDGER_POOL_MAX_SIZE": str(pool_size),
-            "LEDGER_LOG_LEVEL": "WARNING",
+            "LEDGER_LOG_LEVEL": stack.log_level,
             "LEDGER_ADMIN_LISTEN": "",
         },
     )
@@ -58,7 +58,7 @@ def _start_side(stack: Stack, checkout: Path, pool_size: int) -> dict[str, Any]:
             "FACADE_LISTEN": f"127.0.0.1:{port}",
             "FACADE_ADMIN_LISTEN": f"127.0.0.1:{admin}",
             "FACADE_LEDGER_TARGET": listen,
-            "FACADE_LOG_LEVEL": "WARNING",
+            "FACADE_LOG_LEVEL": stack.log_level,
         },
     )
     wait_for_http(f"http://127.0.0.1:{admin}/readyz")

@@ -42,6 +42,9 @@ class Stack:
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
     # The Citus cluster (deploy/citus/cluster.py Cluster) when there is one.
     cluster: Any = None
+    # Both services' default: a log line per call, written to a file in
+    # data_dir as a production service writes it to its journal.
+    log_level: str = "INFO"
 
     @property
     def pgdata(self) -> Path:
@@ -97,7 +100,7 @@ class Stack:
                 "LEDGER_LISTEN": listen,
                 "LEDGER_POOL_MIN_SIZE": str(pool_size),
                 "LEDGER_POOL_MAX_SIZE": str(pool_size),
-                "LEDGER_LOG_LEVEL": "WARNING",
+                "LEDGER_LOG_LEVEL": self.log_level,
                 "LEDGER_ADMIN_LISTEN": f"127.0.0.1:{free_port()}",
                 **self.ledger_env,
             }
@@ -114,7 +117,7 @@ class Stack:
                 "FACADE_LISTEN": f"127.0.0.1:{port}",
                 "FACADE_ADMIN_LISTEN": f"127.0.0.1:{admin_port}",
                 "FACADE_LEDGER_TARGET": self.ledger_targets[index % len(self.ledger_targets)],
-                "FACADE_LOG_LEVEL": "WARNING",
+                "FACADE_LOG_LEVEL": self.log_level,
                 **(extra_env or {}),
             }
             self._spawn([sys.executable, "-m", "http_facade.cli"], env, f"facade-{index}")
