@@ -58,8 +58,8 @@ class TextFormatter(logging.Formatter):
         self._second: tuple[int, str] = (-1, "")
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
-        """Formatter's own format, the date and time made once a second
-        (every call writes a line: strftime for each was a tenth of its cost)."""
+        """Formatter's own format, its date and time made once a second
+        rather than for every line (each call writes one)."""
         if datefmt:
             return super().formatTime(record, datefmt)
         second, stamp = self._second
