@@ -88,10 +88,8 @@ clean: ## Remove the virtualenv, generated code and local data
 	rm -rf $(VENV) $(BENCH_VENV) .ledger $(GEN_DIR)
 
 # The bench runs every tier on an interpreter built with PGO and LTO, as
-# operators run them (the deploy image's python:3.11-slim, a distribution's
-# /usr/bin/python3). pyenv's default build has neither: on it the facade spent
-# about a third more CPU per request in process, and the whole system answered
-# 11% less. BENCH_PYTHON=path picks another one.
+# operators should run them (docs/deployment.md, "The interpreter": what a
+# build without them costs). BENCH_PYTHON=path picks another one.
 BENCH_PYTHON ?= $(shell /usr/bin/python3 -c 'import sys; print(sys.executable if sys.version_info >= (3, 11) else "")' 2>/dev/null)
 BENCH_VENV   := .venv-bench
 
