@@ -65,7 +65,7 @@ def _flags(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--log-level",
-        default="INFO",
+        default=Stack.log_level,
         help="both services' log level (INFO, their default: a line per call; "
         "references up to 2026-12-07i ran at WARNING)",
     )
