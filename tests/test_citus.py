@@ -328,3 +328,62 @@ async def test_column_statistics_targets_reach_the_shards_of_tables_distributed_
             await coordinator.close()
     finally:
         citus_cluster("drop-database", name)
+
+
+# --- the journal's counterparty check as a call (migrations 0007, 0008) -----------
+
+_SHARD_CHECKS = """
+SELECT c.relname, k.convalidated, pg_get_constraintdef(k.oid) AS definition
+FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid
+WHERE c.relname ~ '^journal_entries_[0-9]+$' AND k.conname ~ '^counterparty_of_cause(_[0-9]+)?$'"""
+
+
+async def test_the_journal_counterparty_check_reaches_the_shards_of_tables_distributed_before(
+    database_url, monkeypatch
+):
+    """A cluster distributed before migration 0007: the check becomes a call
+    on every shard, is validated there, and refuses an entry that does not fit."""
+    from ledger_service import migrations, server
+
+    name = unique("check_upgrade").replace("-", "_")
+    citus_cluster("create-database", name)
+    url = urlunsplit(urlsplit(database_url)._replace(path="/" + name))
+    try:
+        shipped = migrations.available()
+        first_new = next(m for m in shipped if m.name.startswith("0007_"))
+        monkeypatch.setattr(
+            migrations, "available", lambda: [m for m in shipped if m.version < first_new.version]
+        )
+        await server.migrate(url, distributed=True)
+        monkeypatch.setattr(migrations, "available", lambda: shipped)
+        applied = await server.migrate(url, distributed=True)
+        assert {m.name for m in shipped if m.version >= first_new.version} <= set(applied)
+
+        shards: list[asyncpg.Record] = []
+        for worker in _worker_urls(url):
+            connection = await asyncpg.connect(worker)
+            try:
+                await connection.execute("SET citus.show_shards_for_app_name_prefixes = '*'")
+                shards += await connection.fetch(_SHARD_CHECKS)
+            finally:
+                await connection.close()
+        assert shards
+        assert all(row["convalidated"] for row in shards), shards
+        assert all("journal_counterparty_fits_cause" in row["definition"] for row in shards)
+
+        coordinator = await asyncpg.connect(url)
+        try:
+            await coordinator.execute(
+                "INSERT INTO accounts (company_id, customer, currency, digits)"
+                " VALUES (1, 'upgrade', 'USD', 2)"
+            )
+            with pytest.raises(asyncpg.CheckViolationError, match="counterparty_of_cause"):
+                await coordinator.execute(
+                    "INSERT INTO journal_entries (company_id, customer, currency, entry_no,"
+                    " amount, counterparty, balance_after, cause, request_unique_no)"
+                    " VALUES (1, 'upgrade', 'USD', 1, 1, NULL, 1, 'adjustment', 'x')"
+                )
+        finally:
+            await coordinator.close()
+    finally:
+        citus_cluster("drop-database", name)

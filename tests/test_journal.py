@@ -103,15 +103,73 @@ async def test_the_sql_and_python_status_enums_are_one_list(db):
 
 def test_every_sql_function_has_one_current_definition():
     """Functions live in ledger_service/functions/*.sql (re-applied on every
-    migrate), never in a numbered migration, and each is defined once."""
+    migrate), and each is defined once. A numbered migration defines only the
+    functions its own CHECK constraints call: they are part of the table."""
     package = ROOT / "ledger_service"
     defined: list[str] = []
     for path in sorted(package.rglob("*.sql")):
-        names = re.findall(r"CREATE\s+(?:OR\s+REPLACE\s+)?FUNCTION\s+(\w+)", path.read_text(), re.I)
-        if names:
-            assert path.parent.name == "functions", f"{path} defines {names}"
+        sql = path.read_text()
+        names = re.findall(r"CREATE\s+(?:OR\s+REPLACE\s+)?FUNCTION\s+(\w+)", sql, re.I)
+        if path.parent.name != "functions":
+            checks = set(re.findall(r"CHECK\s*\(\s*(\w+)\s*\(", sql, re.I))
+            assert set(names) <= checks, f"{path} defines {names}"
         defined += names
     assert defined and len(defined) == len(set(defined)), defined
+
+
+class _RolledBack(Exception):
+    pass
+
+
+@pytest.mark.parametrize(
+    ("cause", "counterparty", "counterparty_customer", "fits"),
+    [
+        ("adjustment", "clearing", None, True),
+        ("withdrawal", "funding", None, True),
+        ("hold_expiry", None, "OTHER", True),
+        ("adjustment", "funding", None, False),
+        ("reversal", "clearing", "OTHER", False),
+        ("deposit", "clearing", None, False),
+        ("transfer", "clearing", "OTHER", False),
+        ("hold", None, None, False),
+        # No counterparty at all: the expression before migration 0007 was
+        # NULL here, and a CHECK lets NULL pass.
+        ("adjustment", None, None, False),
+        ("deposit", None, None, False),
+    ],
+)
+async def test_the_journal_refuses_an_entry_whose_other_side_does_not_fit_its_cause(
+    db, open_wallet, cause, counterparty, counterparty_customer, fits
+):
+    wallet = await open_wallet()
+    insert = """INSERT INTO journal_entries (company_id, customer, currency, entry_no, amount,
+                                             counterparty, counterparty_customer, balance_after,
+                                             cause, request_unique_no)
+                VALUES ($1, $2, $3, 1000000, 1, $4, $5, 1, $6, 'x')"""
+    async with db.acquire() as connection:
+        with pytest.raises(_RolledBack if fits else asyncpg.CheckViolationError):
+            async with connection.transaction():
+                await connection.execute(
+                    insert,
+                    wallet.company_id,
+                    wallet.customer,
+                    wallet.currency,
+                    counterparty,
+                    counterparty_customer,
+                    cause,
+                )
+                raise _RolledBack  # a fitting entry is written, then undone
+
+
+async def test_every_check_of_the_schema_holds_for_every_row(db):
+    """A check added NOT VALID (to take its lock only for a moment) is then
+    validated by a migration of its own."""
+    async with db.acquire() as connection:
+        unvalidated = await connection.fetch(
+            "SELECT conrelid::regclass::text AS table_name, conname FROM pg_constraint"
+            " WHERE NOT convalidated AND connamespace = 'public'::regnamespace"
+        )
+    assert [tuple(row) for row in unvalidated] == []
 
 
 async def test_postings_of_every_entry_balance(db):
