@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import grpc
@@ -184,3 +185,54 @@ async def test_postings_of_every_entry_balance(db):
                    HAVING sum(balance) + sum(clearing_share) + sum(funding_share) <> 0) t"""
         )
     assert unbalanced == 0
+
+
+_ENTRY = """INSERT INTO journal_entries (company_id, customer, currency, entry_no, amount,
+                                     counterparty, balance_after, cause, request_unique_no)
+            VALUES (1, 'C', 'USD', $1, 1, $2, 1, 'adjustment', 'x')"""
+
+
+async def test_upgrading_to_the_counterparty_call_checks_the_entries_already_written(
+    own_postgres, monkeypatch
+):
+    """Migration 0008 validates what was written before 0007: a journal that
+    fits upgrades; one holding an entry the old check let through (no
+    counterparty) stops the upgrade, naming the check, with 0007 already
+    refusing new such entries."""
+    from ledger_service import migrations, server
+
+    shipped = migrations.available()
+    before = [m for m in shipped if not m.name.startswith(("0007_", "0008_"))]
+    admin = await asyncpg.connect(own_postgres.url)
+    try:
+        for name, entries in (("fits", ["clearing"]), ("holds_one_without", ["clearing", None])):
+            await admin.execute(f'CREATE DATABASE "{name}"')
+            url = urlunsplit(urlsplit(own_postgres.url)._replace(path="/" + name))
+            monkeypatch.setattr(migrations, "available", lambda: before)
+            await server.migrate(url)
+            connection = await asyncpg.connect(url)
+            try:
+                await connection.execute(
+                    "INSERT INTO accounts (company_id, customer, currency, digits)"
+                    " VALUES (1, 'C', 'USD', 2)"
+                )
+                for entry_no, counterparty in enumerate(entries, start=1):
+                    await connection.execute(_ENTRY, entry_no, counterparty)
+                monkeypatch.setattr(migrations, "available", lambda: shipped)
+                if None not in entries:
+                    await server.migrate(url)
+                    with pytest.raises(asyncpg.CheckViolationError):
+                        await connection.execute(_ENTRY, 99, None)
+                    continue
+                with pytest.raises(asyncpg.CheckViolationError, match="counterparty_of_cause"):
+                    await server.migrate(url)
+                applied = await connection.fetchval(
+                    "SELECT array_agg(name ORDER BY version) FROM schema_migrations"
+                )
+                assert applied[-1].startswith("0007_")
+                with pytest.raises(asyncpg.CheckViolationError):
+                    await connection.execute(_ENTRY, 99, None)
+            finally:
+                await connection.close()
+    finally:
+        await admin.close()
