@@ -230,6 +230,12 @@ async def test_upgrading_to_the_counterparty_call_checks_the_entries_already_wri
                     "SELECT array_agg(name ORDER BY version) FROM schema_migrations"
                 )
                 assert applied[-1].startswith("0007_")
+                # The query docs/deployment.md gives operators to find it.
+                found = await connection.fetch(
+                    "SELECT entry_no FROM journal_entries WHERE NOT"
+                    " journal_counterparty_fits_cause(cause, counterparty, counterparty_customer)"
+                )
+                assert [row["entry_no"] for row in found] == [2]
                 with pytest.raises(asyncpg.CheckViolationError):
                     await connection.execute(_ENTRY, 99, None)
             finally:
