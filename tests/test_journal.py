@@ -203,42 +203,54 @@ async def test_upgrading_to_the_counterparty_call_checks_the_entries_already_wri
 
     shipped = migrations.available()
     before = [m for m in shipped if not m.name.startswith(("0007_", "0008_"))]
-    admin = await asyncpg.connect(own_postgres.url)
-    try:
-        for name, entries in (("fits", ["clearing"]), ("holds_one_without", ["clearing", None])):
+
+    async def journal_before_0007(name: str, *counterparties: str | None) -> str:
+        """A database of its own at 0006: one wallet, an entry per counterparty."""
+        admin = await asyncpg.connect(own_postgres.url)
+        try:
             await admin.execute(f'CREATE DATABASE "{name}"')
-            url = urlunsplit(urlsplit(own_postgres.url)._replace(path="/" + name))
-            monkeypatch.setattr(migrations, "available", lambda: before)
-            await server.migrate(url)
-            connection = await asyncpg.connect(url)
-            try:
-                await connection.execute(
-                    "INSERT INTO accounts (company_id, customer, currency, digits)"
-                    " VALUES (1, 'C', 'USD', 2)"
-                )
-                for entry_no, counterparty in enumerate(entries, start=1):
-                    await connection.execute(_ENTRY, entry_no, counterparty)
-                monkeypatch.setattr(migrations, "available", lambda: shipped)
-                if None not in entries:
-                    await server.migrate(url)
-                    with pytest.raises(asyncpg.CheckViolationError):
-                        await connection.execute(_ENTRY, 99, None)
-                    continue
-                with pytest.raises(asyncpg.CheckViolationError, match="counterparty_of_cause"):
-                    await server.migrate(url)
-                applied = await connection.fetchval(
-                    "SELECT array_agg(name ORDER BY version) FROM schema_migrations"
-                )
-                assert applied[-1].startswith("0007_")
-                # The query docs/deployment.md gives operators to find it.
-                found = await connection.fetch(
-                    "SELECT entry_no FROM journal_entries WHERE NOT"
-                    " journal_counterparty_fits_cause(cause, counterparty, counterparty_customer)"
-                )
-                assert [row["entry_no"] for row in found] == [2]
-                with pytest.raises(asyncpg.CheckViolationError):
-                    await connection.execute(_ENTRY, 99, None)
-            finally:
-                await connection.close()
+        finally:
+            await admin.close()
+        url = urlunsplit(urlsplit(own_postgres.url)._replace(path="/" + name))
+        monkeypatch.setattr(migrations, "available", lambda: before)
+        await server.migrate(url)
+        monkeypatch.setattr(migrations, "available", lambda: shipped)
+        connection = await asyncpg.connect(url)
+        try:
+            await connection.execute(
+                "INSERT INTO accounts (company_id, customer, currency, digits)"
+                " VALUES (1, 'C', 'USD', 2)"
+            )
+            for entry_no, counterparty in enumerate(counterparties, start=1):
+                await connection.execute(_ENTRY, entry_no, counterparty)
+        finally:
+            await connection.close()
+        return url
+
+    fits = await journal_before_0007("fits", "clearing")
+    await server.migrate(fits)
+    with pytest.raises(asyncpg.CheckViolationError):
+        await _on(fits, _ENTRY, 99, None)
+
+    holds_one = await journal_before_0007("holds_one_without", "clearing", None)
+    with pytest.raises(asyncpg.CheckViolationError, match="counterparty_of_cause"):
+        await server.migrate(holds_one)
+    applied = await _on(holds_one, "SELECT name FROM schema_migrations ORDER BY version")
+    assert applied[-1]["name"].startswith("0007_")
+    # The query docs/deployment.md gives operators to find it.
+    found = await _on(
+        holds_one,
+        "SELECT entry_no FROM journal_entries"
+        " WHERE NOT journal_counterparty_fits_cause(cause, counterparty, counterparty_customer)",
+    )
+    assert [row["entry_no"] for row in found] == [2]
+    with pytest.raises(asyncpg.CheckViolationError):
+        await _on(holds_one, _ENTRY, 99, None)
+
+
+async def _on(url: str, query: str, *args: object) -> list[asyncpg.Record]:
+    connection = await asyncpg.connect(url)
+    try:
+        return await connection.fetch(query, *args)
     finally:
-        await admin.close()
+        await connection.close()
