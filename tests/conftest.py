@@ -131,6 +131,15 @@ def citus_cluster(*arguments: str) -> None:
     )
 
 
+async def fetch_once(url: str, query: str, *args: object) -> list[asyncpg.Record]:
+    """One query on a connection of its own (a database other than the pool's)."""
+    connection = await asyncpg.connect(url)
+    try:
+        return await connection.fetch(query, *args)
+    finally:
+        await connection.close()
+
+
 def _fresh_database(url: str) -> Iterator[str]:
     name = f"ledger_test_{uuid.uuid4().hex[:12]}"
 

@@ -26,6 +26,7 @@ from .conftest import (
     LedgerProcess,
     assert_books_balance,
     citus_cluster,
+    fetch_once,
     unique,
 )
 from .ledger_calls import OPEN, adjust_request, balance_of, outcome_of
@@ -43,14 +44,6 @@ def _worker_urls(database_url: str) -> list[str]:
     return [f"postgresql://postgres@127.0.0.1:{w['port']}/{database}" for w in state["workers"]]
 
 
-async def _on(url: str, query: str, *args: object) -> list[asyncpg.Record]:
-    connection = await asyncpg.connect(url)
-    try:
-        return await connection.fetch(query, *args)
-    finally:
-        await connection.close()
-
-
 _FUNCTION_CALLS = """
 SELECT coalesce(sum(calls), 0)::bigint FROM pg_stat_user_functions WHERE funcname = ANY($1)"""
 _SHARD_COUNTS = """
@@ -60,8 +53,8 @@ FROM citus_stat_counters WHERE name = current_database()"""
 
 async def _node_stats(url: str) -> tuple[int, int, int]:
     """(calls of the money-moving functions run here, single-shard, multi-shard executions)."""
-    calls = (await _on(url, _FUNCTION_CALLS, _DELEGATED))[0][0]
-    counts = (await _on(url, _SHARD_COUNTS))[0]
+    calls = (await fetch_once(url, _FUNCTION_CALLS, _DELEGATED))[0][0]
+    counts = (await fetch_once(url, _SHARD_COUNTS))[0]
     return calls, counts["single"], counts["multi"]
 
 
@@ -193,7 +186,7 @@ async def test_a_worker_restarted_under_load_loses_nothing_and_applies_nothing_t
     answered: dict[str, str] = {}
     failed: list[grpc.StatusCode] = []
     worker = _worker_urls(database_url)[0]
-    started = (await _on(worker, "SELECT pg_postmaster_start_time()"))[0][0]
+    started = (await fetch_once(worker, "SELECT pg_postmaster_start_time()"))[0][0]
     retries_before = await _unavailable_retries(ledger_server)
 
     async def send(request: pb.AdjustRequest) -> None:
@@ -216,7 +209,7 @@ async def test_a_worker_restarted_under_load_loses_nothing_and_applies_nothing_t
     await asyncio.to_thread(citus_cluster, "restart-worker", "0", "--down", "1.5")
     await pacing
     await asyncio.gather(*tasks)
-    assert (await _on(worker, "SELECT pg_postmaster_start_time()"))[0][0] > started
+    assert (await fetch_once(worker, "SELECT pg_postmaster_start_time()"))[0][0] > started
     assert await _unavailable_retries(ledger_server) > retries_before, "the restart cut nothing"
     assert set(failed) <= {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
     assert set(answered.values()) == {"APPLIED"}

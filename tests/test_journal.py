@@ -12,7 +12,7 @@ import pytest
 from ledger_client import pb, result_name
 from ledger_service.statuses import MovementStatus, TransferStatus
 
-from .conftest import ROOT, unique
+from .conftest import ROOT, fetch_once, unique
 from .ledger_calls import OPEN, adjust_request, error_detail, outcome_of
 
 
@@ -230,27 +230,19 @@ async def test_upgrading_to_the_counterparty_call_checks_the_entries_already_wri
     fits = await journal_before_0007("fits", "clearing")
     await server.migrate(fits)
     with pytest.raises(asyncpg.CheckViolationError):
-        await _on(fits, _ENTRY, 99, None)
+        await fetch_once(fits, _ENTRY, 99, None)
 
     holds_one = await journal_before_0007("holds_one_without", "clearing", None)
     with pytest.raises(asyncpg.CheckViolationError, match="counterparty_of_cause"):
         await server.migrate(holds_one)
-    applied = await _on(holds_one, "SELECT name FROM schema_migrations ORDER BY version")
+    applied = await fetch_once(holds_one, "SELECT name FROM schema_migrations ORDER BY version")
     assert applied[-1]["name"].startswith("0007_")
     # The query docs/deployment.md gives operators to find it.
-    found = await _on(
+    found = await fetch_once(
         holds_one,
         "SELECT entry_no FROM journal_entries"
         " WHERE NOT journal_counterparty_fits_cause(cause, counterparty, counterparty_customer)",
     )
     assert [row["entry_no"] for row in found] == [2]
     with pytest.raises(asyncpg.CheckViolationError):
-        await _on(holds_one, _ENTRY, 99, None)
-
-
-async def _on(url: str, query: str, *args: object) -> list[asyncpg.Record]:
-    connection = await asyncpg.connect(url)
-    try:
-        return await connection.fetch(query, *args)
-    finally:
-        await connection.close()
+        await fetch_once(holds_one, _ENTRY, 99, None)
