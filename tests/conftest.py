@@ -11,6 +11,7 @@ and the workers registered, as an operator would before migrating.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import signal
@@ -129,6 +130,22 @@ def citus_cluster(*arguments: str) -> None:
         ],
         check=True,
     )
+
+
+@contextlib.contextmanager
+def release_before(part: str) -> Iterator[Any]:
+    """Inside: the ledger ships only the migrations before the first whose
+    name holds `part`, as the release before it did (upgrade tests migrate a
+    database there, then to what ships now). Yields that migration."""
+    from ledger_service import migrations
+
+    shipped = migrations.available()
+    first = next(m for m in shipped if part in m.name)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(
+            migrations, "available", lambda: [m for m in shipped if m.version < first.version]
+        )
+        yield first
 
 
 async def fetch_once(url: str, query: str, *args: object) -> list[asyncpg.Record]:

@@ -27,6 +27,7 @@ from .conftest import (
     assert_books_balance,
     citus_cluster,
     fetch_once,
+    release_before,
     unique,
 )
 from .ledger_calls import OPEN, adjust_request, balance_of, outcome_of
@@ -283,27 +284,20 @@ async def test_column_statistics_targets_reach_every_shard(database_url, ledger_
 
 
 async def test_column_statistics_targets_reach_the_shards_of_tables_distributed_before(
-    database_url, monkeypatch
+    database_url,
 ):
     """A cluster distributed before migration 0006: Citus refuses SET
     STATISTICS on a distributed table, so the migration sets it on each shard."""
-    from ledger_service import migrations, server
+    from ledger_service import server
 
     name = unique("stats_upgrade").replace("-", "_")
     citus_cluster("create-database", name)
     url = urlunsplit(urlsplit(database_url)._replace(path="/" + name))
     try:
-        shipped = migrations.available()
-        statistics = next(
-            m for m in shipped if m.name.endswith("_statistics_where_queries_look.sql")
-        )
-        monkeypatch.setattr(
-            migrations, "available", lambda: [m for m in shipped if m.version < statistics.version]
-        )
-        await server.migrate(url, distributed=True)
+        with release_before("_statistics_where_queries_look.sql") as statistics:
+            await server.migrate(url, distributed=True)
         before = await _targets_on_the_workers(url)
         assert before and all(0 not in targets for targets in before.values())
-        monkeypatch.setattr(migrations, "available", lambda: shipped)
         assert statistics.name in await server.migrate(url, distributed=True)
         assert await _targets_on_the_workers(url) == {
             key: {target} for key, target in _EXPECTED_TARGETS.items()
@@ -332,7 +326,7 @@ WHERE c.relname ~ '^journal_entries_[0-9]+$' AND k.conname ~ '^counterparty_of_c
 
 
 async def test_the_journal_counterparty_check_reaches_the_shards_of_tables_distributed_before(
-    database_url, monkeypatch
+    database_url,
 ):
     """A cluster distributed before migration 0007: the check becomes a call
     on every shard, is validated there, and refuses an entry that does not fit."""
@@ -342,14 +336,10 @@ async def test_the_journal_counterparty_check_reaches_the_shards_of_tables_distr
     citus_cluster("create-database", name)
     url = urlunsplit(urlsplit(database_url)._replace(path="/" + name))
     try:
-        shipped = migrations.available()
-        first_new = next(m for m in shipped if m.name.startswith("0007_"))
-        monkeypatch.setattr(
-            migrations, "available", lambda: [m for m in shipped if m.version < first_new.version]
-        )
-        await server.migrate(url, distributed=True)
-        monkeypatch.setattr(migrations, "available", lambda: shipped)
+        with release_before("0007_") as first_new:
+            await server.migrate(url, distributed=True)
         applied = await server.migrate(url, distributed=True)
+        shipped = migrations.available()
         assert {m.name for m in shipped if m.version >= first_new.version} <= set(applied)
 
         shards: list[asyncpg.Record] = []

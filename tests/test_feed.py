@@ -15,7 +15,6 @@ import random
 import signal
 import sys
 import urllib.request
-from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,7 @@ import pytest
 
 from ledger_client import open_channel, pb, pb_grpc, watch_journal
 
-from .conftest import LedgerProcess, make_wallet, unique
+from .conftest import LedgerProcess, make_wallet, release_before, unique
 from .ledger_calls import CLOSE, OPEN, adjust_request
 
 # (transaction id, sequence, company, customer, currency, entry_no, amount,
@@ -537,7 +536,7 @@ async def test_ledger_watch_prints_one_line_per_entry_and_goes_on_after_one(
 
 
 async def test_entries_written_before_the_feed_existed_get_positions_wallet_by_wallet(
-    database_url, monkeypatch
+    database_url,
 ):
     from ledger_service import migrations, sql_functions
 
@@ -546,16 +545,11 @@ async def test_entries_written_before_the_feed_existed_get_positions_wallet_by_w
     await admin.execute(f'CREATE DATABASE "{name}"')
     url = urlunsplit(urlsplit(database_url)._replace(path="/" + name))
     try:
-        shipped = migrations.available()
-        # Found by name: its number depends on what merged before it.
-        feed = next(m for m in shipped if m.name.endswith("_journal_feed.sql"))
-        before: Callable[[], list[migrations.Migration]] = lambda: [  # noqa: E731
-            m for m in shipped if m.version < feed.version
-        ]
-        monkeypatch.setattr(migrations, "available", before)
         connection = await asyncpg.connect(url)
         try:
-            await migrations.apply(connection)
+            # Found by name: its number depends on what merged before it.
+            with release_before("_journal_feed.sql") as feed:
+                await migrations.apply(connection)
             # The functions of this release, minus nothing they need from 0004.
             await sql_functions.apply(connection)
             for customer in ("b", "a"):
@@ -574,7 +568,6 @@ async def test_entries_written_before_the_feed_existed_get_positions_wallet_by_w
                         customer,
                         f"k{number}{customer}",
                     )
-            monkeypatch.setattr(migrations, "available", lambda: shipped)
             assert feed.name in await migrations.apply(connection)
             await sql_functions.apply(connection)
             rows = await connection.fetch(

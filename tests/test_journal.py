@@ -12,7 +12,7 @@ import pytest
 from ledger_client import pb, result_name
 from ledger_service.statuses import MovementStatus, TransferStatus
 
-from .conftest import ROOT, fetch_once, unique
+from .conftest import ROOT, fetch_once, release_before, unique
 from .ledger_calls import OPEN, adjust_request, error_detail, outcome_of
 
 
@@ -193,16 +193,13 @@ _ENTRY = """INSERT INTO journal_entries (company_id, customer, currency, entry_n
 
 
 async def test_upgrading_to_the_counterparty_call_checks_the_entries_already_written(
-    own_postgres, monkeypatch
+    own_postgres,
 ):
     """Migration 0008 validates what was written before 0007: a journal that
     fits upgrades; one holding an entry the old check let through (no
     counterparty) stops the upgrade, naming the check, with 0007 already
     refusing new such entries."""
-    from ledger_service import migrations, server
-
-    shipped = migrations.available()
-    before = [m for m in shipped if not m.name.startswith(("0007_", "0008_"))]
+    from ledger_service import server
 
     async def journal_before_0007(name: str, *counterparties: str | None) -> str:
         """A database of its own at 0006: one wallet, an entry per counterparty."""
@@ -212,9 +209,8 @@ async def test_upgrading_to_the_counterparty_call_checks_the_entries_already_wri
         finally:
             await admin.close()
         url = urlunsplit(urlsplit(own_postgres.url)._replace(path="/" + name))
-        monkeypatch.setattr(migrations, "available", lambda: before)
-        await server.migrate(url)
-        monkeypatch.setattr(migrations, "available", lambda: shipped)
+        with release_before("0007_"):
+            await server.migrate(url)
         connection = await asyncpg.connect(url)
         try:
             await connection.execute(
