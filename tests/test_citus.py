@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -259,6 +260,18 @@ _EXPECTED_TARGETS = {
 }
 
 
+@pytest.fixture
+def new_database(database_url: str) -> Iterator[str]:
+    """The URL of a database of its own on the cluster, nothing migrated yet
+    (an upgrade test's older release), dropped after."""
+    name = unique("upgrade").replace("-", "_")
+    citus_cluster("create-database", name)
+    try:
+        yield urlunsplit(urlsplit(database_url)._replace(path="/" + name))
+    finally:
+        citus_cluster("drop-database", name)
+
+
 async def _targets_on_the_workers(database_url: str) -> dict[tuple[str, str], set[int]]:
     columns = list({column for _, column in _EXPECTED_TARGETS})
     found: dict[tuple[str, str], set[int]] = {}
@@ -284,37 +297,31 @@ async def test_column_statistics_targets_reach_every_shard(database_url, ledger_
 
 
 async def test_column_statistics_targets_reach_the_shards_of_tables_distributed_before(
-    database_url,
+    new_database: str,
 ):
     """A cluster distributed before migration 0006: Citus refuses SET
     STATISTICS on a distributed table, so the migration sets it on each shard."""
     from ledger_service import server
 
-    name = unique("stats_upgrade").replace("-", "_")
-    citus_cluster("create-database", name)
-    url = urlunsplit(urlsplit(database_url)._replace(path="/" + name))
+    with release_before("_statistics_where_queries_look.sql") as statistics:
+        await server.migrate(new_database, distributed=True)
+    before = await _targets_on_the_workers(new_database)
+    assert before and all(0 not in targets for targets in before.values())
+    assert statistics.name in await server.migrate(new_database, distributed=True)
+    assert await _targets_on_the_workers(new_database) == {
+        key: {target} for key, target in _EXPECTED_TARGETS.items()
+    }
+    coordinator = await asyncpg.connect(new_database)
     try:
-        with release_before("_statistics_where_queries_look.sql") as statistics:
-            await server.migrate(url, distributed=True)
-        before = await _targets_on_the_workers(url)
-        assert before and all(0 not in targets for targets in before.values())
-        assert statistics.name in await server.migrate(url, distributed=True)
-        assert await _targets_on_the_workers(url) == {
-            key: {target} for key, target in _EXPECTED_TARGETS.items()
-        }
-        coordinator = await asyncpg.connect(url)
-        try:
-            assert (
-                await coordinator.fetchval(
-                    "SELECT attstattarget FROM pg_attribute"
-                    " WHERE attrelid = 'requests'::regclass AND attname = 'metadata'"
-                )
-                == 0
-            ), "new shards copy the coordinator's table"
-        finally:
-            await coordinator.close()
+        assert (
+            await coordinator.fetchval(
+                "SELECT attstattarget FROM pg_attribute"
+                " WHERE attrelid = 'requests'::regclass AND attname = 'metadata'"
+            )
+            == 0
+        ), "new shards copy the coordinator's table"
     finally:
-        citus_cluster("drop-database", name)
+        await coordinator.close()
 
 
 # --- the journal's counterparty check as a call (migrations 0007, 0008) -----------
@@ -326,47 +333,41 @@ WHERE c.relname ~ '^journal_entries_[0-9]+$' AND k.conname ~ '^counterparty_of_c
 
 
 async def test_the_journal_counterparty_check_reaches_the_shards_of_tables_distributed_before(
-    database_url,
+    new_database: str,
 ):
     """A cluster distributed before migration 0007: the check becomes a call
     on every shard, is validated there, and refuses an entry that does not fit."""
     from ledger_service import migrations, server
 
-    name = unique("check_upgrade").replace("-", "_")
-    citus_cluster("create-database", name)
-    url = urlunsplit(urlsplit(database_url)._replace(path="/" + name))
-    try:
-        with release_before("0007_") as first_new:
-            await server.migrate(url, distributed=True)
-        applied = await server.migrate(url, distributed=True)
-        shipped = migrations.available()
-        assert {m.name for m in shipped if m.version >= first_new.version} <= set(applied)
+    with release_before("0007_") as first_new:
+        await server.migrate(new_database, distributed=True)
+    applied = await server.migrate(new_database, distributed=True)
+    shipped = migrations.available()
+    assert {m.name for m in shipped if m.version >= first_new.version} <= set(applied)
 
-        shards: list[asyncpg.Record] = []
-        for worker in _worker_urls(url):
-            connection = await asyncpg.connect(worker)
-            try:
-                await connection.execute("SET citus.show_shards_for_app_name_prefixes = '*'")
-                shards += await connection.fetch(_SHARD_CHECKS)
-            finally:
-                await connection.close()
-        assert shards
-        assert all(row["convalidated"] for row in shards), shards
-        assert all("journal_counterparty_fits_cause" in row["definition"] for row in shards)
-
-        coordinator = await asyncpg.connect(url)
+    shards: list[asyncpg.Record] = []
+    for worker in _worker_urls(new_database):
+        connection = await asyncpg.connect(worker)
         try:
-            await coordinator.execute(
-                "INSERT INTO accounts (company_id, customer, currency, digits)"
-                " VALUES (1, 'upgrade', 'USD', 2)"
-            )
-            with pytest.raises(asyncpg.CheckViolationError, match="counterparty_of_cause"):
-                await coordinator.execute(
-                    "INSERT INTO journal_entries (company_id, customer, currency, entry_no,"
-                    " amount, counterparty, balance_after, cause, request_unique_no)"
-                    " VALUES (1, 'upgrade', 'USD', 1, 1, NULL, 1, 'adjustment', 'x')"
-                )
+            await connection.execute("SET citus.show_shards_for_app_name_prefixes = '*'")
+            shards += await connection.fetch(_SHARD_CHECKS)
         finally:
-            await coordinator.close()
+            await connection.close()
+    assert shards
+    assert all(row["convalidated"] for row in shards), shards
+    assert all("journal_counterparty_fits_cause" in row["definition"] for row in shards)
+
+    coordinator = await asyncpg.connect(new_database)
+    try:
+        await coordinator.execute(
+            "INSERT INTO accounts (company_id, customer, currency, digits)"
+            " VALUES (1, 'upgrade', 'USD', 2)"
+        )
+        with pytest.raises(asyncpg.CheckViolationError, match="counterparty_of_cause"):
+            await coordinator.execute(
+                "INSERT INTO journal_entries (company_id, customer, currency, entry_no,"
+                " amount, counterparty, balance_after, cause, request_unique_no)"
+                " VALUES (1, 'upgrade', 'USD', 1, 1, NULL, 1, 'adjustment', 'x')"
+            )
     finally:
-        citus_cluster("drop-database", name)
+        await coordinator.close()
